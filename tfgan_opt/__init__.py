@@ -1,0 +1,11 @@
+"""tfgan_opt: train GANs, then prune, quantize and export their generators for edge devices.
+
+This module only re-exports the public API; importing it does no work.
+"""
+
+from tfgan_opt.config import (DataConfig, ExportConfig, LossConfig, ModelConfig, PruneConfig,
+                              QuantizeConfig, RecoveryConfig, TrainConfig)
+from tfgan_opt.errors import (ConfigError, DataError, ModelFileError, NonFiniteError, RunDirError,
+                              TfganOptError)
+
+__version__ = "0.1.0"
