@@ -1,0 +1,121 @@
+"""Subclassed Keras `Generator` and `Discriminator` that delegate to a Functional network.
+
+tfmot's `prune_low_magnitude` and `quantize_model` reject whole subclassed models but accept
+Functional ones. So each model here is a thin `keras.Model` subclass around a Functional
+``network``; compression stages transform the network and re-wrap it with `with_network`, and the
+public class (what users train, save and call) never changes.
+"""
+
+import numpy as np
+
+from tfgan_opt.compat import keras
+
+FEATURES_LAYER = "features"
+
+
+def _custom_objects():
+    """Layer classes a serialized (possibly pruned or quantized) network may contain."""
+    from tfgan_opt import layers  # noqa: F401  (registers tfgan_opt>SpectralNormalization)
+    objects = dict(keras.utils.get_custom_objects())
+    try:  # tfmot is heavy to import; only needed once a network was compressed.
+        import tensorflow_model_optimization as tfmot
+        with tfmot.sparsity.keras.prune_scope():
+            objects.update(keras.utils.get_custom_objects())
+        with tfmot.quantization.keras.quantize_scope():
+            objects.update(keras.utils.get_custom_objects())
+    except ImportError:  # pragma: no cover - tfmot is a hard dependency
+        pass
+    return objects
+
+
+def _deserialize_network(config):
+    return keras.Model.from_config(config, custom_objects=_custom_objects())
+
+
+class _NetworkWrapper(keras.Model):
+    """Shared plumbing: hold one Functional network, serialize it, rebuild around a new one."""
+
+    def __init__(self, network, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(network, keras.Model) or not network._is_graph_network:
+            raise TypeError(f"network must be a Functional or Sequential keras.Model, got "
+                            f"{type(network).__name__}")
+        self.network = network
+
+    def get_config(self):
+        return {"name": self.name, "network": {"class_name": type(self.network).__name__,
+                                               "config": self.network.get_config()}}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        network = _deserialize_network(config.pop("network")["config"])
+        return cls(network=network, **config)
+
+    def with_network(self, network):
+        """Returns a new model of the same class around ``network`` (e.g. a pruned copy)."""
+        config = self.get_config()
+        config.pop("network")
+        return type(self)(network=network, **config)
+
+
+class Generator(_NetworkWrapper):
+    """Maps latent vectors z ~ N(0, I) to images in [-1, 1].
+
+    Call: ``generator(z, training=False)`` with z float32 [B, latent_dim] returns float32
+    [B, image_size, image_size, channels] in [-1, 1] (the network ends in tanh).
+    """
+
+    @property
+    def latent_dim(self):
+        return int(self.network.input_shape[-1])
+
+    @property
+    def image_shape(self):
+        return tuple(int(d) for d in self.network.output_shape[1:])
+
+    def call(self, z, training=False):
+        return self.network(z, training=training)
+
+    def sample_latents(self, num, seed=0):
+        """Returns ``num`` seeded latent vectors, float32 [num, latent_dim], from N(0, I)."""
+        rng = np.random.default_rng(seed)
+        return rng.standard_normal((num, self.latent_dim)).astype(np.float32)
+
+    def generate(self, num, seed=0, batch_size=500):
+        """Generates ``num`` images as a numpy float32 array [num, H, W, C] in [-1, 1]."""
+        z = self.sample_latents(num, seed)
+        return np.concatenate([self(z[i:i + batch_size], training=False).numpy()
+                               for i in range(0, num, batch_size)], axis=0)
+
+
+class Discriminator(_NetworkWrapper):
+    """Scores images: float32 [B, H, W, C] in [-1, 1] -> logits float32 [B, 1].
+
+    The penultimate activation (layer ``features``) is exposed through `features` for
+    feature-level distillation.
+    """
+
+    def __init__(self, network, **kwargs):
+        super().__init__(network, **kwargs)
+        self._feature_network = keras.Model(network.inputs,
+                                            network.get_layer(FEATURES_LAYER).output)
+
+    def call(self, images, training=False):
+        return self.network(images, training=training)
+
+    def features(self, images, training=False):
+        """Penultimate features, float32 [B, D]."""
+        return self._feature_network(images, training=training)
+
+
+def kernel_weights(model):
+    """The kernels (not biases, BN or norm statistics) of a network: what regularization acts on."""
+    return [w for w in model.trainable_weights if "kernel" in w.name]
+
+
+def count_params(model):
+    """Number of parameters (trainable and not) of a built model."""
+    return int(sum(np.prod(w.shape) for w in model.weights))
+
+

@@ -1,0 +1,72 @@
+"""DCGAN networks (Radford et al. 2016), after the TensorFlow DCGAN tutorial.
+
+Generator: Dense -> BN -> LeakyReLU -> reshape to (s, s, 4w) with s = image_size / 4, then
+Conv2DTranspose(2w, stride 1) -> BN -> LeakyReLU -> Conv2DTranspose(w, stride 2) -> BN ->
+LeakyReLU -> Conv2DTranspose(channels, stride 2) -> tanh. Every layer has a stable name so that
+compression stages (BN folding, channel pruning) can find it.
+
+Discriminator: two strided Conv2D -> LeakyReLU blocks, flatten (layer ``features``), Dense(1).
+"""
+
+from tfgan_opt.compat import keras
+from tfgan_opt.layers import SpectralNormalization
+from tfgan_opt.models.base import FEATURES_LAYER
+
+_KERNEL = 5
+
+
+def _init(seed, offset):
+    # Seeded per layer so that a fixed seed gives identical weights in every process.
+    return keras.initializers.RandomNormal(stddev=0.02, seed=None if seed is None else seed + offset)
+
+
+def build_dcgan_generator_network(config, seed=None):
+    """Builds the Functional DCGAN generator network.
+
+    Args:
+      config: `ModelConfig` with arch ``dcgan``.
+      seed: optional int seeding the kernel initializers.
+
+    Returns:
+      A Functional keras.Model: float32 [B, latent_dim] -> [B, image_size, image_size, channels].
+    """
+    side = config.image_size // 4
+    w = config.width
+    z = keras.Input((config.latent_dim,), name="z")
+    x = keras.layers.Dense(side * side * 4 * w, use_bias=False, kernel_initializer=_init(seed, 0),
+                           name="project")(z)
+    x = keras.layers.BatchNormalization(name="project_bn")(x)
+    x = keras.layers.LeakyReLU(0.2, name="project_act")(x)
+    x = keras.layers.Reshape((side, side, 4 * w), name="reshape")(x)
+    for i, (filters, stride) in enumerate([(2 * w, 1), (w, 2)], start=1):
+        x = keras.layers.Conv2DTranspose(filters, _KERNEL, strides=stride, padding="same",
+                                         use_bias=False, kernel_initializer=_init(seed, i),
+                                         name=f"up{i}")(x)
+        x = keras.layers.BatchNormalization(name=f"up{i}_bn")(x)
+        x = keras.layers.LeakyReLU(0.2, name=f"up{i}_act")(x)
+    x = keras.layers.Conv2DTranspose(config.channels, _KERNEL, strides=2, padding="same",
+                                     kernel_initializer=_init(seed, 3), name="to_image")(x)
+    image = keras.layers.Activation("tanh", name="tanh")(x)
+    return keras.Model(z, image, name="dcgan_generator")
+
+
+def build_dcgan_discriminator_network(config, seed=None):
+    """Builds the Functional DCGAN discriminator: [B, H, W, C] in [-1, 1] -> logits [B, 1]."""
+    w = config.discriminator_width
+    images = keras.Input((config.image_size, config.image_size, config.channels), name="images")
+    x = images
+    for i, filters in enumerate([w, 2 * w]):
+        conv = keras.layers.Conv2D(filters, _KERNEL, strides=2, padding="same",
+                                   kernel_initializer=_init(seed, 10 + i), name=f"down{i + 1}")
+        x = _maybe_spectral(conv, config)(x)
+        x = keras.layers.LeakyReLU(0.2, name=f"down{i + 1}_act")(x)
+    x = keras.layers.Flatten(name=FEATURES_LAYER)(x)
+    logits = _maybe_spectral(keras.layers.Dense(1, kernel_initializer=_init(seed, 12),
+                                                name="logits"), config)(x)
+    return keras.Model(images, logits, name="dcgan_discriminator")
+
+
+def _maybe_spectral(layer, config):
+    if not config.spectral_norm:
+        return layer
+    return SpectralNormalization(layer, name=f"{layer.name}_sn")
