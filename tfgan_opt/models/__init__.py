@@ -1,6 +1,14 @@
 """Generator and discriminator families, one registry entry per architecture."""
 
-from tfgan_opt.models.base import Discriminator, Generator, count_params, kernel_weights
+import os
+import tempfile
+
+from tfgan_opt.artifacts import atomic_write_bytes
+from tfgan_opt.compat import keras
+from tfgan_opt.errors import ModelFileError
+
+from tfgan_opt.models.base import (Discriminator, Generator, _custom_objects, count_params,
+                                   kernel_weights)
 from tfgan_opt.models.dcgan import (build_dcgan_discriminator_network,
                                     build_dcgan_generator_network)
 from tfgan_opt.models.mlp import build_mlp_discriminator_network, build_mlp_generator_network
@@ -23,40 +31,40 @@ def build_discriminator(config, seed=None):
                          name="discriminator")
 
 
-def save_generator(generator, path):
-    """Saves a generator's network (architecture and weights) as a tf_keras ``.keras`` file.
+def save_network(model, path):
+    """Saves a `Generator`'s or `Discriminator`'s network (architecture + weights) as ``.keras``.
 
-    The file is written atomically; `load_generator` restores an equal `Generator`.
+    The file is written atomically; `load_generator` / `load_discriminator` restore the model.
     """
-    import os
-    import tempfile
-
-    from tfgan_opt.artifacts import atomic_write_bytes
     with tempfile.TemporaryDirectory() as tmp:
-        tmp_file = os.path.join(tmp, "generator.keras")
-        generator.network.save(tmp_file)
+        tmp_file = os.path.join(tmp, "network.keras")
+        model.network.save(tmp_file)
         with open(tmp_file, "rb") as f:
             atomic_write_bytes(path, f.read())
 
 
+save_generator = save_network
+
+
+def _load_network(path, kind):
+    if not os.path.exists(path):
+        raise ModelFileError(f"{kind} file {path} does not exist")
+    try:
+        return keras.models.load_model(path, custom_objects=_custom_objects(), compile=False)
+    except Exception as error:  # noqa: BLE001 - any parse failure means "not such a file"
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ModelFileError(f"{path} is not a saved tfgan_opt {kind} ({reason})") from error
+
+
 def load_generator(path):
-    """Loads a `Generator` saved by `save_generator`.
+    """Loads a `Generator` saved by `save_network`.
 
     Raises:
-      ModelFileError: ``path`` is missing or is not a saved generator.
+      ModelFileError: ``path`` is missing or is not a saved network.
     """
-    import os
-
-    from tfgan_opt.errors import ModelFileError
-    from tfgan_opt.models.base import _custom_objects
-    if not os.path.exists(path):
-        raise ModelFileError(f"generator file {path} does not exist")
-    try:
-        network = keras.models.load_model(path, custom_objects=_custom_objects(), compile=False)
-    except Exception as error:  # noqa: BLE001 - any parse failure means "not a generator file"
-        raise ModelFileError(f"{path} is not a saved tfgan_opt generator ({type(error).__name__}: "
-                             f"{str(error).splitlines()[0] if str(error) else ''})") from error
-    return Generator(network, name="generator")
+    return Generator(_load_network(path, "generator"), name="generator")
 
 
-from tfgan_opt.compat import keras  # noqa: E402  (kept last: only the loaders above use it)
+def load_discriminator(path):
+    """Loads a `Discriminator` saved by `save_network`."""
+    return Discriminator(_load_network(path, "discriminator"), name="discriminator")

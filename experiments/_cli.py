@@ -1,0 +1,30 @@
+"""Shared plumbing of the experiment scripts: one-line errors and config building from flags."""
+
+import sys
+
+from absl import app, flags, logging
+
+from tfgan_opt.errors import TfganOptError
+
+
+def _parse_flags(argv):
+    # absl prints a multi-line message plus usage for a bad flag; users get one line instead.
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        sys.stderr.write(f"error: {error}\n")
+        sys.exit(2)
+
+
+def run(main):
+    """Runs ``main`` under absl; a `TfganOptError` becomes one line on stderr and exit status 1."""
+
+    def guarded(argv):
+        logging.set_verbosity(logging.INFO)
+        try:
+            return main(argv)
+        except TfganOptError as error:
+            sys.stderr.write(f"error: {error}\n")
+            sys.exit(1)
+
+    app.run(guarded, flags_parser=_parse_flags)

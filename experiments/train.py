@@ -1,0 +1,35 @@
+"""Trains a GAN. Example:
+
+    python experiments/train.py --dataset=idx:../shared/data/mnist-t10k/t10k-images-idx3-ubyte.gz \
+        --run_dir=runs/mnist_dcgan --steps=2000
+
+Rerunning the same command resumes from the last checkpoint.
+"""
+
+import _cli
+import _flags
+from absl import logging
+
+from tfgan_opt import pipeline, rundir
+
+_flags.define_run_flags()
+_flags.define_data_flags()
+_flags.define_model_flags()
+_flags.define_train_flags()
+FLAGS = _flags.FLAGS
+
+
+def main(argv):
+    del argv
+    configs = {"data": _flags.data_config(), "model": _flags.model_config(),
+               "loss": _flags.loss_config(), "train": _flags.train_config()}
+    pipeline.check_compatible(configs["data"], configs["model"])
+    rundir.prepare_run_dir(FLAGS.run_dir, {k: v.to_dict() for k, v in configs.items()},
+                           overwrite=FLAGS.overwrite)
+    record = pipeline.train_gan(configs["data"], configs["model"], configs["loss"],
+                                configs["train"], FLAGS.run_dir)
+    logging.info("Generator: %s  samples: %s", record["generator"], record["samples"])
+
+
+if __name__ == "__main__":
+    _cli.run(main)
