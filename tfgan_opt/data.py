@@ -18,6 +18,7 @@ Every failure a user can fix (missing path, corrupt file, unprepared TFDS data..
 """
 
 import gzip
+import math
 import os
 import zipfile
 import zlib
@@ -39,6 +40,12 @@ _NPZ_LABEL_KEYS = ("y", "labels", "y_train")
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # Slack for float images that were rescaled with rounding error (e.g. 1.0000001).
 _FLOAT_RANGE_TOLERANCE = 1e-3
+
+
+def _reason(error: Exception) -> str:
+    """The first line of a low-level error, so a wrapping `DataError` stays one line."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def parse_source(source: str) -> Tuple[str, Optional[str]]:
@@ -85,8 +92,8 @@ def _read_possibly_gzipped(path: str, what: str) -> bytes:
     try:
         return gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{what} {path} starts like gzip but cannot be decompressed ({e}); "
-                        f"download it again") from e
+        raise DataError(f"{what} {path} starts like gzip but cannot be decompressed "
+                        f"({_reason(e)}); download it again") from e
 
 
 def _parse_idx(path: str, data: bytes, magic: int, ndim: int, kind: str) -> np.ndarray:
@@ -100,7 +107,7 @@ def _parse_idx(path: str, data: bytes, magic: int, ndim: int, kind: str) -> np.n
         raise DataError(f"IDX file {path} has magic {found}, expected {magic} (IDX {kind}); "
                         f"pass the {kind} file")
     shape = tuple(int.from_bytes(data[4 * i:4 * i + 4], "big") for i in range(1, ndim + 1))
-    needed = int(np.prod(shape))
+    needed = math.prod(shape)
     if len(data) - header < needed:
         raise DataError(f"IDX file {path} is truncated: its header says {'x'.join(map(str, shape))}"
                         f" ({needed} bytes) but it holds {len(data) - header}; download it again")
@@ -178,7 +185,7 @@ def load_npz(config: DataConfig, location: str):
     try:
         archive = np.load(location, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{location} is not a valid .npz archive ({e}); save one with "
+        raise DataError(f"{location} is not a valid .npz archive ({_reason(e)}); save one with "
                         f"np.savez(path, x=images, y=labels)") from e
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DataError(f"{location} holds a single .npy array, not an .npz archive; save one with "
@@ -199,7 +206,7 @@ def _read_npz_arrays(archive, location: str, image_key: str, label_key: Optional
     try:  # Members are read lazily, so a damaged archive can fail only here.
         return archive[image_key], archive[label_key] if label_key else None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise DataError(f"cannot read arrays from {location} ({e}); save it again with "
+        raise DataError(f"cannot read arrays from {location} ({_reason(e)}); save it again with "
                         f"np.savez(path, x=images, y=labels)") from e
 
 
@@ -229,7 +236,8 @@ def _decode_image(path: str, channels: int) -> np.ndarray:
             # Grayscale <-> RGB conversion here lets one folder mix both; RGBA loses its alpha.
             return np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"cannot decode image {path} ({e}); remove or replace the file") from e
+        raise DataError(f"cannot decode image {path} ({_reason(e)}); remove or replace the "
+                        f"file") from e
 
 
 def _stack_same_size(paths, arrays) -> np.ndarray:
@@ -296,9 +304,8 @@ def load_tfds(config: DataConfig, name: str) -> tf.data.Dataset:
         raise DataError(f"TFDS dataset {name!r} is not prepared in {data_dir}; prepare it once "
                         f"with network access (or pass --download), or use {_ALTERNATIVES}") from e
     except ValueError as e:  # e.g. an unknown split or a dataset without (image, label) keys.
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"TFDS dataset {name!r} (split={config.split!r}) cannot be loaded as "
-                        f"(image, label): {first_line}") from e
+                        f"(image, label): {_reason(e)}") from e
 
 
 SOURCES = {
