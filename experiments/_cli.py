@@ -1,6 +1,11 @@
 """Shared plumbing of the experiment scripts: one-line errors and config building from flags."""
 
+import os
 import sys
+
+# TensorFlow's C++ start-up lines (CUDA probing on a CPU machine, CPU features) bury the one line a
+# user needs; keep them out unless the user asks for them.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags, logging
 

@@ -10,7 +10,7 @@ import _cli
 import _flags
 from absl import logging
 
-from tfgan_opt import pipeline, rundir
+from tfgan_opt import rundir
 
 _flags.define_run_flags()
 _flags.define_data_flags()
@@ -23,6 +23,8 @@ def main(argv):
     del argv
     configs = {"data": _flags.data_config(), "model": _flags.model_config(),
                "loss": _flags.loss_config(), "train": _flags.train_config()}
+    from tfgan_opt import pipeline  # imports TensorFlow: only once the flags are valid
+
     pipeline.check_compatible(configs["data"], configs["model"])
     rundir.prepare_run_dir(FLAGS.run_dir, {k: v.to_dict() for k, v in configs.items()},
                            overwrite=FLAGS.overwrite)

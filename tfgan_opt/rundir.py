@@ -43,7 +43,9 @@ def prepare_run_dir(run_dir, config, overwrite=False):
       RunDirError: ``run_dir`` holds another configuration or foreign files, and not overwrite.
     """
     config_path = os.path.join(run_dir, CONFIG_FILE)
-    if os.path.isdir(run_dir) and os.listdir(run_dir):
+    # A directory holding only its config.json (a run that failed before any stage started, e.g.
+    # on a missing dataset) has nothing to lose: it is reused for the new configuration.
+    if os.path.isdir(run_dir) and set(os.listdir(run_dir)) - {CONFIG_FILE}:
         if not os.path.exists(config_path):
             if not overwrite:
                 raise RunDirError(f"run directory {run_dir} exists and is not a tfgan_opt run "

@@ -71,6 +71,9 @@ class GANTrainer:
                 beta_2=train_config.beta_2)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
             self.ema_network = self._make_ema_network() if train_config.ema_decay else None
+            # Creating the slot variables now keeps tf.function from tracing the step twice.
+            self.generator_optimizer.build(generator.trainable_variables)
+            self.discriminator_optimizer.build(discriminator.trainable_variables)
         self._step_fn = None
 
     # ----------------------------------------------------------------------------------------
