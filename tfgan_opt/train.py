@@ -99,7 +99,7 @@ class GANTrainer:
         if start >= self.config.steps:
             logging.info("Already trained to step %d; nothing to do.", start)
             return []
-        iterator = iter(self._distribute(self._add_noise(dataset, start)))
+        iterator = self.iterate(dataset, start)
         for callback in self.callbacks:
             callback.on_train_begin()
         history, timer = [], _Throughput(start, self.config.steps)
@@ -113,6 +113,14 @@ class GANTrainer:
             if done % self.config.checkpoint_every == 0 or done == self.config.steps:
                 self._checkpoint(done, manager, writer, run_dir)
         return history
+
+    def iterate(self, dataset, start_step=0):
+        """An iterator over ``dataset`` with the step noise added, distributed over the replicas."""
+        return iter(self._distribute(self._add_noise(dataset, start_step)))
+
+    def train_step(self, iterator):
+        """Runs one training step (n_critic D updates, one G update); returns reduced metrics."""
+        return self._run_step(iterator, int(self.step.numpy()), None)
 
     def final_generator(self):
         """The generator to evaluate and export: the EMA copy if enabled, else the trained one."""
