@@ -42,12 +42,16 @@ def test_wasserstein_clips_every_critic_weight(tiny_model_config):
     np.testing.assert_allclose(largest, 0.01, rtol=1e-5)  # the large rate pushes weights to the bound
 
 
-def test_ema_generator_is_the_decayed_average_of_the_weights(tiny_model_config):
-    trainer = _trainer(tiny_model_config, ema_decay=0.25)
+@pytest.mark.parametrize("decay, expected_decay", [(0.05, 0.05), (0.9, 0.1)])
+def test_ema_generator_is_the_decayed_average_of_the_weights(tiny_model_config, decay,
+                                                              expected_decay):
+    # The first update (step 0) uses min(decay, (1 + 0) / (10 + 0)) = min(decay, 0.1): warm-up.
+    trainer = _trainer(tiny_model_config, ema_decay=decay)
     initial = _copy(trainer.generator.network.weights)
     trainer.train(tiny_dataset())
     for w0, w1, ema in zip(initial, trainer.generator.network.weights, trainer.ema_network.weights):
-        np.testing.assert_allclose(ema.numpy(), 0.25 * w0 + 0.75 * w1.numpy(), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(ema.numpy(), expected_decay * w0 + (1 - expected_decay) * w1.numpy(),
+                                   rtol=1e-5, atol=1e-7)
     assert trainer.final_generator().network is trainer.ema_network
 
 
