@@ -1,4 +1,4 @@
-"""Tests for tfgan_opt.recover: distillation lowers the student-teacher gap, weights and freezing."""
+"""Tests for tfgan_opt.recover: distillation narrows the student-teacher gap; weights; freezing."""
 
 import numpy as np
 import pytest
@@ -10,8 +10,8 @@ from tfgan_opt.fold import fold_batch_norm
 
 def test_recovery_lowers_distillation_loss_with_frozen_discriminator():
     teacher, discriminator, model_config = testing.tiny_gan("mlp")
-    student = prune.apply_pruning(fold_batch_norm(teacher), PruneConfig(target_sparsity=0.5, schedule="constant",
-                                                       frequency=1), total_steps=20)
+    config = PruneConfig(target_sparsity=0.5, schedule="constant", frequency=1)
+    student = prune.apply_pruning(fold_batch_norm(teacher), config, total_steps=20)
     callbacks = prune.pruning_callbacks(student)
     z = teacher.sample_latents(64, seed=7)
     for callback in callbacks:  # apply the 50% masks before measuring the starting gap
