@@ -277,7 +277,10 @@ class GANTrainer:
     def _update_ema(self):
         decay = self.config.ema_decay
         for ema_weight, weight in zip(self.ema_network.weights, self.generator.network.weights):
-            ema_weight.assign(decay * ema_weight + (1.0 - decay) * weight)
+            if ema_weight.dtype.is_floating:
+                ema_weight.assign(decay * ema_weight + (1.0 - decay) * weight)
+            else:  # step counters of pruning and quantization wrappers: copied, not averaged
+                ema_weight.assign(weight)
 
     # ----------------------------------------------------------------------------------------
     # Run directory: checkpoints, summaries, samples
