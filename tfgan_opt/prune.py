@@ -31,7 +31,8 @@ from tfgan_opt.fold import fold_batch_norm
 PRUNABLE_TYPES = (keras.layers.Dense, keras.layers.Conv2D, keras.layers.Conv2DTranspose)
 # Layer types tfmot's m-by-n masks are laid out for: the groups run along the input channels of
 # TFLite's [out, ..., in] kernel layout. For Conv2DTranspose ([kh, kw, out, in] in Keras) tfmot
-# would group along the output channels, a pattern no TFLite kernel can use.
+# would group along the output channels, a pattern no TFLite kernel can use. A layer with fewer
+# than n input channels (the first Conv2D of a grayscale discriminator) gets no m-by-n zeros.
 M_BY_N_TYPES = (keras.layers.Dense, keras.layers.Conv2D)
 SMALL_OUTPUT_FRACTION = 0.05
 # Name suffix of the 0/1 kernel masks that quantize.SparsityPreservingQuantizer adds.
@@ -44,7 +45,7 @@ def make_pruning_schedule(config, total_steps):
     Steps are trainer (generator) steps: `pruning_callbacks` pins the wrappers' step counter to
     the trainer's global step. A mask update happens at ``begin_step + k * frequency``; with
     ``end_step=-1`` the end is placed on the last such step within the run, so the final update
-    reaches ``target_sparsity`` exactly.
+    reaches ``target_sparsity`` exactly. A frequency longer than the schedule is shortened to it.
 
     Args:
       config: `PruneConfig`.
@@ -149,7 +150,7 @@ def prune_gan(generator, discriminator, dataset, prune_config, loss_config, trai
 
     - ``during``: trains ``generator`` (usually untrained) and ``discriminator`` for
       ``train_config.steps`` steps with `GANTrainer`, pruning the generator (and the
-      discriminator if ``prune_discriminator``) on the way.
+      discriminator if ``prune_discriminator``; only in this mode) on the way.
     - ``finetune``: folds the batch norms of a copy of the trained ``generator``
       (`fold.fold_batch_norm`), prunes it and fine-tunes it for ``recovery_config.steps`` steps
       with `recover.recover`, ``generator`` being the teacher.
