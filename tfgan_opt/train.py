@@ -51,10 +51,14 @@ class GANTrainer:
         ``on_train_batch_begin(step)`` before every step, ``on_epoch_end(step)`` at every
         checkpoint and at the end (that is where tfmot applies its masks).
       is_chief: whether this worker writes checkpoints, summaries and samples (multi-worker).
+      adversarial_weight: scale of the generator's adversarial loss (subclasses that add
+        distillation losses through `extra_generator_losses` weigh the two).
+      train_discriminator: False freezes the discriminator: no discriminator updates, and the
+        generator step calls it in inference mode.
     """
 
     def __init__(self, generator, discriminator, loss_config, train_config, strategy=None,
-                 callbacks=(), is_chief=True):
+                 callbacks=(), is_chief=True, adversarial_weight=1.0, train_discriminator=True):
         self.generator = generator
         self.discriminator = discriminator
         self.loss_config = loss_config
@@ -63,6 +67,8 @@ class GANTrainer:
         self.strategy = strategy or tf.distribute.get_strategy()
         self.callbacks = list(callbacks)
         self.is_chief = is_chief
+        self.adversarial_weight = adversarial_weight
+        self.train_discriminator = train_discriminator
         with self.strategy.scope():
             self.generator_optimizer = keras.optimizers.Adam(
                 train_config.generator_lr, beta_1=train_config.beta_1, beta_2=train_config.beta_2)
@@ -192,12 +198,13 @@ class GANTrainer:
         global_batch = tf.shape(z)[0] * self.strategy.num_replicas_in_sync
         with tf.GradientTape() as tape:
             fake = self.generator(z, training=True)
-            fake_logits = self.discriminator(fake, training=True)
+            fake_logits = self.discriminator(fake, training=self.train_discriminator)
             per_example = self.loss.generator_loss(fake_logits)
             metrics = {"g_adv_loss": tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)}
             extra = self.extra_generator_losses(z, fake, global_batch)
             metrics.update(extra)
-            loss = metrics["g_adv_loss"] + tf.add_n([tf.constant(0.0)] + list(extra.values()))
+            loss = (self.adversarial_weight * metrics["g_adv_loss"]
+                    + tf.add_n([tf.constant(0.0)] + list(extra.values())))
             loss += self._regularization(self.generator)
         variables = self.generator.trainable_variables
         self.generator_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
@@ -235,8 +242,11 @@ class GANTrainer:
 
         @tf.function
         def step_fn(iterator):
+            d_metrics = {}
             for _ in range(n_critic):  # unrolled: n_critic is a small Python int
                 batch = next(iterator)
+                if not self.train_discriminator:
+                    continue  # still consume n_critic batches: resumed runs index noise by step
                 d_metrics = reduce(strategy.run(self._discriminator_step, args=(batch,)))
                 if self.loss.clip_weights:
                     self._clip_discriminator()
@@ -281,7 +291,10 @@ class GANTrainer:
         step = tf.cast(self.step, tf.float32)
         decay = tf.minimum(self.config.ema_decay, (1.0 + step) / (10.0 + step))
         for ema_weight, weight in zip(self.ema_network.weights, self.generator.network.weights):
-            ema_weight.assign(decay * ema_weight + (1.0 - decay) * weight)
+            if ema_weight.dtype.is_floating:
+                ema_weight.assign(decay * ema_weight + (1.0 - decay) * weight)
+            else:  # step counters of pruning and quantization wrappers: copied, not averaged
+                ema_weight.assign(weight)
 
     # ----------------------------------------------------------------------------------------
     # Run directory: checkpoints, summaries, samples

@@ -19,10 +19,15 @@ def _custom_objects():
     objects = dict(keras.utils.get_custom_objects())
     try:  # tfmot is heavy to import; only needed once a network was compressed.
         import tensorflow_model_optimization as tfmot
-        with tfmot.sparsity.keras.prune_scope():
-            objects.update(keras.utils.get_custom_objects())
-        with tfmot.quantization.keras.quantize_scope():
-            objects.update(keras.utils.get_custom_objects())
+
+        from tfgan_opt import quantize  # noqa: F401  (registers tfgan_opt's QuantizeConfig)
+        # The scopes hold their objects in the scope, not in the global dict that
+        # get_custom_objects() returns, so read them from the scope objects.
+        for scope in (tfmot.sparsity.keras.prune_scope(),
+                      tfmot.quantization.keras.quantize_scope()):
+            for scope_objects in scope.custom_objects:
+                objects.update(scope_objects)
+        objects.update(keras.utils.get_custom_objects())
     except ImportError:  # pragma: no cover - tfmot is a hard dependency
         pass
     return objects

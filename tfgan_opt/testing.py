@@ -1,0 +1,64 @@
+"""Tiny models and fake data shared by tests (and handy for quick experiments).
+
+Everything here is small enough to build and train for a few steps in well under a second on a
+laptop CPU; nothing runs at import time.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tfgan_opt.compat import keras
+from tfgan_opt.config import LossConfig, ModelConfig, TrainConfig
+from tfgan_opt.models import build_discriminator, build_generator
+
+
+def tiny_model_config(arch="dcgan", image_size=8, width=4, latent_dim=8, channels=1):
+    """A `ModelConfig` for a network with a few thousand weights."""
+    return ModelConfig(arch=arch, image_size=image_size, channels=channels, latent_dim=latent_dim,
+                       width=width, discriminator_width=width)
+
+
+def tiny_gan(arch="dcgan", seed=0, **config_overrides):
+    """Returns (generator, discriminator, model_config) for `tiny_model_config`."""
+    config = tiny_model_config(arch, **config_overrides)
+    return build_generator(config, seed=seed), build_discriminator(config, seed=seed), config
+
+
+def fake_image_dataset(model_config, batch_size=8, num_images=32, seed=0):
+    """A repeated ``tf.data.Dataset`` of (images, labels) batches like the real pipeline's.
+
+    Images are smooth random blobs in [-1, 1], float32 [batch_size, H, W, C]; labels int64 [B].
+    """
+    rng = np.random.default_rng(seed)
+    size, channels = model_config.image_size, model_config.channels
+    low_res = rng.uniform(-1, 1, (num_images, 2, 2, channels)).astype(np.float32)
+    images = tf.image.resize(low_res, (size, size), method="bilinear").numpy()
+    labels = np.zeros(num_images, np.int64)
+    return (tf.data.Dataset.from_tensor_slices((images, labels))
+            .repeat().batch(batch_size, drop_remainder=True))
+
+
+def tiny_train_config(steps=4, **overrides):
+    """A `TrainConfig` that trains ``steps`` steps and logs each one, with no checkpoints."""
+    values = dict(steps=steps, log_every=1, checkpoint_every=steps, seed=0)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def tiny_loss_config(**overrides):
+    """The default (non-saturating) `LossConfig`."""
+    return LossConfig(**overrides)
+
+
+def randomize_batch_norm(network, seed=0):
+    """Gives every BatchNormalization layer non-trivial gamma, beta and moving statistics.
+
+    Freshly built BN layers are the identity in inference mode, which would hide folding errors.
+    """
+    rng = np.random.default_rng(seed)
+    for layer in network.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32)
+                               if "gamma" in w.name or "variance" in w.name
+                               else rng.normal(0, 0.3, w.shape).astype(np.float32)
+                               for w in layer.weights])
