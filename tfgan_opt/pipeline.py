@@ -53,7 +53,7 @@ def train_gan(data_config, model_config, loss_config, train_config, run_dir, str
       grid, steps, wall time and the last logged losses.
     """
     done = stage_done(run_dir, TRAIN_STAGE)
-    if done:
+    if done and done["steps"] >= train_config.steps:  # more --steps continues from the checkpoint
         logging.info("Stage 'train' already done (%d steps); skipping.", done["steps"])
         return done
     check_compatible(data_config, model_config)
