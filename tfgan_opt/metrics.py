@@ -42,23 +42,29 @@ def _check_activation_pair(real, fake, min_rows=2):
 
 
 def _trace_sqrt_product(sigma_a, sigma_b):
-    """Tr(sqrt(sigma_a @ sigma_b)) with the eps-offset fallback for a singular product."""
+    """Tr(sqrt(sigma_a @ sigma_b)), with the eps-offset fallback for a singular product.
+
+    Returns:
+      (trace, eps): eps is the offset added to both covariances' diagonals (0 when none was).
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", scipy.linalg.LinAlgWarning)
         covmean = scipy.linalg.sqrtm(sigma_a @ sigma_b)
     singular = any(issubclass(w.category, scipy.linalg.LinAlgWarning) for w in caught)
+    eps = 0.0
     if singular or not np.all(np.isfinite(covmean)):
-        offset = np.eye(sigma_a.shape[0]) * _SQRTM_EPS
+        eps = _SQRTM_EPS
+        offset = np.eye(sigma_a.shape[0]) * eps
         covmean = scipy.linalg.sqrtm((sigma_a + offset) @ (sigma_b + offset))
     if np.iscomplexobj(covmean):
         diagonal = np.diagonal(covmean)
         scale = max(1.0, float(np.max(np.abs(diagonal.real))))
         largest = float(np.max(np.abs(diagonal.imag)))
         if largest > _MAX_RELATIVE_IMAGINARY * scale:
-            raise ValueError(f"sqrt(S_real S_fake) has a large imaginary component ({largest:.3g}); "
-                             "the activations' covariances are not valid")
+            raise ValueError(f"sqrt(S_real S_fake) has a large imaginary component "
+                             f"({largest:.3g}); the activations' covariances are not valid")
         covmean = covmean.real
-    return float(np.trace(covmean))
+    return float(np.trace(covmean)), eps
 
 
 def frechet_distance_from_activations(real, fake):
@@ -67,7 +73,10 @@ def frechet_distance_from_activations(real, fake):
     d^2 = ||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 sqrt(S_r S_f)), from Heusel et al. 2017, "GANs
     Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium"
     (https://arxiv.org/abs/1706.08500). With Inception pool features this is FID; with a domain
-    classifier's embedding it is TF-GAN's "Frechet classifier distance".
+    classifier's embedding it is TF-GAN's "Frechet classifier distance". When S_r S_f is singular
+    (e.g. fewer samples than dimensions, or dead ReLU features), both covariances get 1e-6 added
+    to their diagonal, as in the paper's code, and the whole distance is that of the regularized
+    Gaussians, so identical sets still score 0.
 
     Args:
       real: [N_r, d] activations of real samples, any float dtype (computed in float64), N_r >= 2.
@@ -85,8 +94,13 @@ def frechet_distance_from_activations(real, fake):
     sigma_real = np.cov(real, rowvar=False)
     sigma_fake = np.cov(fake, rowvar=False)
     diff = mu_real - mu_fake
-    trace_covmean = _trace_sqrt_product(np.atleast_2d(sigma_real), np.atleast_2d(sigma_fake))
-    return float(diff @ diff + np.trace(sigma_real) + np.trace(sigma_fake) - 2.0 * trace_covmean)
+    sigma_real, sigma_fake = np.atleast_2d(sigma_real), np.atleast_2d(sigma_fake)
+    trace_covmean, eps = _trace_sqrt_product(sigma_real, sigma_fake)
+    # When the fallback regularized the covariances, the traces must include the same offset
+    # (2 * eps * d in all); otherwise identical sets would score -2 * eps * d instead of 0.
+    trace_offset = 2.0 * eps * sigma_real.shape[0]
+    return float(diff @ diff + np.trace(sigma_real) + np.trace(sigma_fake) + trace_offset
+                 - 2.0 * trace_covmean)
 
 
 def _polynomial_kernel(x, y):
