@@ -143,6 +143,12 @@ def test_compute_metrics_scores_a_collapsed_generator_worse(extractor, data):
     assert results["kid_mean"] > same["kid_mean"]
 
 
+def test_compute_metrics_rejects_labels_that_do_not_match_the_real_images(extractor, data):
+    images, labels = data
+    with pytest.raises(DataError, match="199 real labels for 200 real images"):
+        features.compute_metrics(extractor, images, images, labels[:-1])
+
+
 def test_real_noise_floor_compares_two_disjoint_halves(extractor, data):
     images, labels = data
     floor = features.real_noise_floor(extractor, images, labels, _NUM_CLASSES, kid_subsets=2)

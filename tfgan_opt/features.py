@@ -363,6 +363,11 @@ def _metrics_from_features(real_activations, fake_activations, fake_logits, real
     return results
 
 
+def _check_label_count(labels, num_images):
+    if labels is not None and len(labels) != num_images:
+        raise DataError(f"got {len(labels)} real labels for {num_images} real images")
+
+
 def compute_metrics(extractor, real_images, fake_images, real_labels=None, num_classes=None, *,
                     kid_subsets=10, seed=0):
     """Scores generated images against real ones with every metric the extractor supports.
@@ -384,10 +389,11 @@ def compute_metrics(extractor, real_images, fake_images, real_labels=None, num_c
       and ``kl_to_real`` (see `tfgan_opt.metrics`).
 
     Raises:
-      DataError: bad images.
+      DataError: bad images, or real_labels of another length than real_images.
       ValueError: too few images or labels that do not match the logits.
     """
     start = time.monotonic()
+    _check_label_count(real_labels, len(real_images))
     real_activations, _ = extractor.activations_and_logits(real_images)
     fake_activations, fake_logits = extractor.activations_and_logits(fake_images)
     results = _metrics_from_features(real_activations, fake_activations, fake_logits, real_labels,
@@ -397,8 +403,8 @@ def compute_metrics(extractor, real_images, fake_images, real_labels=None, num_c
     return results
 
 
-def real_noise_floor(extractor, real_images, real_labels=None, num_classes=None, *, kid_subsets=10,
-                     seed=0):
+def real_noise_floor(extractor, real_images, real_labels=None, num_classes=None, seed=0, *,
+                     kid_subsets=10):
     """The metrics of one half of the real images against the other: what "no difference" scores.
 
     The real set is split into two disjoint, seeded halves of N_r // 2 images; the first plays
@@ -413,6 +419,7 @@ def real_noise_floor(extractor, real_images, real_labels=None, num_classes=None,
       The dict of `compute_metrics` for the two halves.
     """
     real_images = _check_images(real_images, "real_images")
+    _check_label_count(real_labels, real_images.shape[0])
     order = np.random.default_rng(seed).permutation(real_images.shape[0])
     half = real_images.shape[0] // 2
     first, second = order[:half], order[half:2 * half]

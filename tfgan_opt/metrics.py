@@ -191,10 +191,13 @@ def _blocked_squared_distances(queries, references):
     block = max(1, _DISTANCE_BLOCK_ELEMENTS // max(1, references.shape[0]))
     for start in range(0, queries.shape[0], block):
         chunk = queries[start:start + block]
-        squared = np.sum(chunk ** 2, axis=1)[:, None] - 2.0 * chunk @ references.T
+        # In place: each full-size temporary of a block costs as much as the matrix product.
+        squared = chunk @ references.T
+        squared *= -2.0
+        squared += np.sum(chunk ** 2, axis=1)[:, None]
         squared += reference_norms[None, :]
         # The expansion can round a zero distance to a tiny negative number.
-        yield start, np.maximum(squared, 0.0)
+        yield start, np.maximum(squared, 0.0, out=squared)
 
 
 def _knn_squared_radii(points, k):

@@ -55,6 +55,17 @@ def print_table(title, rows):
         print(f"  {name:<24} {value}")
 
 
+def timed(function, *args, **kwargs):
+    """Returns (result, wall seconds, CPU seconds of this process, all threads)."""
+    wall, cpu = time.monotonic(), time.process_time()
+    result = function(*args, **kwargs)
+    return result, time.monotonic() - wall, time.process_time() - cpu
+
+
+def _seconds(wall, cpu):
+    return f"{wall:.1f} s wall, {cpu:.1f} s CPU"
+
+
 def _metric_rows(results):
     return [(key, f"{value:.4f}" if isinstance(value, float) else value)
             for key, value in sorted(results.items())]
@@ -67,31 +78,29 @@ def main(argv):
         return 0
     real_images, labels = load_mnist_test(FLAGS.mnist_dir)
 
-    start = time.monotonic()
-    extractor = features.get_or_train_feature_extractor(
-        real_images, labels, 10, FLAGS.cache_dir, epochs=FLAGS.epochs, seed=FLAGS.seed)
-    classifier_seconds = time.monotonic() - start
+    extractor, *classifier_seconds = timed(
+        features.get_or_train_feature_extractor, real_images, labels, 10, FLAGS.cache_dir,
+        epochs=FLAGS.epochs, seed=FLAGS.seed)
 
     rng = np.random.default_rng(FLAGS.seed)
     noisy = real_images + rng.normal(scale=FLAGS.noise_std, size=real_images.shape)
     fake_images = np.clip(noisy, -1.0, 1.0).astype(np.float32)
 
-    start = time.monotonic()
-    results = features.compute_metrics(extractor, real_images, fake_images, labels, 10,
-                                       seed=FLAGS.seed)
-    metrics_seconds = time.monotonic() - start
+    results, *metrics_seconds = timed(features.compute_metrics, extractor, real_images,
+                                      fake_images, labels, 10, seed=FLAGS.seed)
+    floor, *floor_seconds = timed(features.real_noise_floor, extractor, real_images, labels, 10,
+                                  seed=FLAGS.seed)
 
-    start = time.monotonic()
-    floor = features.real_noise_floor(extractor, real_images, labels, 10, seed=FLAGS.seed)
-    floor_seconds = time.monotonic() - start
-
+    # Wall time depends on what else shares the cores; the load average says how crowded they were.
     print_table("Feature classifier", [
         ("held-out accuracy", f"{extractor.accuracy:.4f}"),
-        ("train or load (s)", f"{classifier_seconds:.1f}"),
+        ("train or load", _seconds(*classifier_seconds)),
+        ("CPU cores / load avg", f"{os.cpu_count()} / {os.getloadavg()[0]:.1f}"),
     ])
-    print_table(f"Noisy real (std {FLAGS.noise_std}) vs real, {metrics_seconds:.1f} s",
-                _metric_rows(results))
-    print_table(f"Noise floor: real half vs real half, {floor_seconds:.1f} s", _metric_rows(floor))
+    print_table(f"Noisy real (std {FLAGS.noise_std}) vs real: compute_metrics "
+                f"{_seconds(*metrics_seconds)}", _metric_rows(results))
+    print_table(f"Noise floor, real half vs real half: {_seconds(*floor_seconds)}",
+                _metric_rows(floor))
     return 0
 
 
