@@ -175,6 +175,17 @@ def test_load_tflite_generator_pads_the_last_batch_of_a_batch_file(generator, tm
                                atol=1e-5)
 
 
+def test_load_tflite_generator_batches_a_dynamic_batch_file(generator, tmp_path):
+    import tensorflow as tf
+    path = tmp_path / "dynamic.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(generator.network).convert())
+    tflite_generator = load_tflite_generator(str(path), batch_size=4)
+    assert tflite_generator.batch_size == 4
+    z = np.random.default_rng(8).standard_normal((6, LATENT_DIM)).astype(np.float32)
+    np.testing.assert_allclose(tflite_generator(z), _keras_images(generator, z), rtol=0,
+                               atol=1e-5)
+
+
 def test_non_tflite_file_raises_model_file_error_naming_it(tmp_path):
     path = tmp_path / "generator.tflite"
     path.write_bytes(b"this is not a flatbuffer at all")
@@ -205,7 +216,10 @@ def test_unknown_format_is_rejected_by_name(generator):
         export.make_converter(generator, "int4", CONFIG)
 
 
-def test_qat_network_converts_to_int8_without_float_ops(tmp_path):
+# The converter warns that the int8 input has no user-given statistics; a QAT model's
+# QuantizeLayer carries the learned input range, and the assertions below check the result.
+@pytest.mark.filterwarnings("ignore:Statistics for quantized inputs")
+def test_qat_network_exports_to_int8_without_float_ops_and_to_saved_model(tmp_path):
     qat = _bn_free_qat_generator()
     for fmt in ("int8", "int8_float_io"):
         path = export.export_tflite(qat, str(tmp_path / f"{fmt}.tflite"), CONFIG, fmt)
@@ -215,6 +229,8 @@ def test_qat_network_converts_to_int8_without_float_ops(tmp_path):
         # Keras simulates the same int8 grid with fake-quant: only rounding order differs
         # (measured ~48 dB).
         assert report["psnr_db"] > 35.0, (fmt, report["psnr_db"])
+    path = export.export_saved_model(qat, str(tmp_path / "saved_model"), CONFIG)
+    assert export.verify_saved_model(path, qat, CONFIG)["max_abs_error"] < 1e-5
 
 
 def test_sparse_int8_of_pruned_generator_runs_and_reports_the_xnnpack_failure(tmp_path):

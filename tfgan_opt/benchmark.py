@@ -78,10 +78,11 @@ def keras_runner(generator, batch_size=1):
     return lambda: function(z)
 
 
-def _stats(times_s):
-    times_ms = 1000.0 * np.asarray(times_s)
+def _stats(times_by_round):
+    times_ms = 1000.0 * np.concatenate(times_by_round)
     return {"median_ms": float(np.median(times_ms)), "p5_ms": float(np.percentile(times_ms, 5)),
-            "p95_ms": float(np.percentile(times_ms, 95)), "runs": int(times_ms.size)}
+            "p95_ms": float(np.percentile(times_ms, 95)), "runs": int(times_ms.size),
+            "round_medians_ms": [float(1000.0 * np.median(t)) for t in times_by_round]}
 
 
 def time_runners(runners, runs=50, warmup=5, rounds=5):
@@ -95,7 +96,10 @@ def time_runners(runners, runs=50, warmup=5, rounds=5):
         from round to round.
 
     Returns:
-      dict name -> {"median_ms", "p5_ms", "p95_ms", "runs"}.
+      dict name -> {"median_ms", "p5_ms", "p95_ms", "runs", "round_medians_ms"}. The
+      per-round medians let callers form ratios between variants round by round: memory-bound
+      float files slow down by up to 3x when neighbours on a shared machine fill the L3 cache,
+      for minutes at a time, and a ratio within one round compares like with like.
     """
     if runs < 1 or rounds < 1 or warmup < 0:
         raise ValueError(f"runs={runs} and rounds={rounds} must be positive, warmup={warmup} >= 0")
@@ -108,19 +112,25 @@ def time_runners(runners, runs=50, warmup=5, rounds=5):
     for round_index in range(rounds):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
-            run = runners[name]
-            for _ in range(per_round):
-                start = time.perf_counter()
-                run()
-                times[name].append(time.perf_counter() - start)
+            times[name].append(_time_calls(runners[name], per_round))
     return {name: _stats(times[name]) for name in names}
+
+
+def _time_calls(run, calls):
+    times = np.empty(calls)
+    for i in range(calls):
+        start = time.perf_counter()
+        run()
+        times[i] = time.perf_counter() - start
+    return times
 
 
 def benchmark_tflite(path, num_threads=1, batch_size=1, runs=50, warmup=5):
     """Latency of one ``.tflite`` file (see `tflite_runner`).
 
     Returns:
-      {"median_ms", "p5_ms", "p95_ms", "runs"}: milliseconds per ``invoke`` of the whole batch.
+      {"median_ms", "p5_ms", "p95_ms", "runs", "round_medians_ms"}: milliseconds per
+      ``invoke`` of the whole batch.
     """
     runner = tflite_runner(path, num_threads, batch_size)
     return time_runners({"tflite": runner}, runs=runs, warmup=warmup, rounds=1)["tflite"]
@@ -130,7 +140,8 @@ def benchmark_keras(generator, batch_size=1, runs=50, warmup=5):
     """Latency of the Keras generator as a `tf.function` (TensorFlow's default thread pools).
 
     Returns:
-      {"median_ms", "p5_ms", "p95_ms", "runs"}: milliseconds per call of the whole batch.
+      {"median_ms", "p5_ms", "p95_ms", "runs", "round_medians_ms"}: milliseconds per call
+      of the whole batch.
     """
     runner = keras_runner(generator, batch_size)
     return time_runners({"keras": runner}, runs=runs, warmup=warmup, rounds=1)["keras"]

@@ -38,9 +38,14 @@ _INT8_FORMATS = ("int8", "int8_float_io")
 
 
 def representative_latents(latent_dim, config):
-    """Calibration latents for full-integer quantization: float32 [representative_samples, latent_dim]
-    from N(0, I), seeded by ``config.seed`` (a stream distinct from `verification_latents`, so a
-    file is never checked on the data it was calibrated on)."""
+    """Calibration latents for full-integer quantization, from N(0, I).
+
+    Seeded by ``config.seed``, in a stream distinct from `verification_latents`, so that a file
+    is never checked on the data it was calibrated on.
+
+    Returns:
+      float32 [config.representative_samples, latent_dim].
+    """
     rng = np.random.default_rng([config.seed, 1])
     return rng.standard_normal((config.representative_samples, latent_dim)).astype(np.float32)
 
@@ -181,7 +186,7 @@ def _tflite_exporter(fmt, summary):
 
 EXPORTERS = {
     SAVED_MODEL_FORMAT: export_saved_model,
-    "float32": _tflite_exporter("float32", "Float32 TFLite file: the on-device accuracy reference."),
+    "float32": _tflite_exporter("float32", "Float32 TFLite file: the on-device reference."),
     "float16": _tflite_exporter("float16", "Float16 weights, float32 compute (half the size)."),
     "dynamic_range": _tflite_exporter(
         "dynamic_range", "Int8 weights, activations quantized on the fly (no calibration)."),

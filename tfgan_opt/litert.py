@@ -140,7 +140,8 @@ def make_interpreter(content, num_threads=None, input_shape=None):
         return build(), XNNPACK
     except (RuntimeError, ValueError) as error:
         reason = " ".join(str(error).split()) or type(error).__name__
-    interpreter = build(experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    builtin = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    interpreter = build(experimental_op_resolver_type=builtin)
     return interpreter, f"none ({XNNPACK} failed: {reason})"
 
 
@@ -227,9 +228,11 @@ class TFLiteGenerator:
         except (RuntimeError, ValueError):
             self._set(*unbatched)
             return
-        # A graph with its batch baked in can "run" resized yet compute the wrong thing.
+        # A graph with its batch baked in can "run" resized yet compute the wrong thing, and the
+        # builtin kernels standing in for a refused XNNPACK are not what the file runs with.
         step = max(self._output["quantization"][0], 1e-4)
-        if batched.shape == single.shape and np.allclose(batched, single, rtol=0, atol=step):
+        if (self.delegate == unbatched[1] and batched.shape == single.shape
+                and np.allclose(batched, single, rtol=0, atol=step)):
             self.batch_size = batch_size
         else:
             self._set(*unbatched)
