@@ -5,7 +5,9 @@ sparse=False) -> path``. TFLite files are converted from a concrete function wit
 (1 by default): a dynamic batch makes the converter keep SHAPE/STRIDED_SLICE/PACK ops in front of
 every RESHAPE and TRANSPOSE_CONV. A plain float network and a tfmot QAT network (fake-quant
 ``QuantizeWrapperV2`` layers) go through the same path; for the latter ``Optimize.DEFAULT`` turns
-the learned fake-quant ranges into an int8 model.
+the learned fake-quant ranges into an int8 model. (QAT of a Dense -> BatchNorm pair leaves a
+DEQUANTIZE -> QUANTIZE requantization of z in the int8 files; `verify_tflite` reports it in
+``float_ops``. Folding BN into the layer before QAT avoids it.)
 
 Verification runs each file in a fresh LiteRT interpreter with the default XNNPACK delegate (what
 a phone runs) on seeded latents and compares with the Keras generator. PSNR uses the
