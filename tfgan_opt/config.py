@@ -289,12 +289,15 @@ class ExportConfig(_Config):
       representative_samples: latent vectors used to calibrate full-integer quantization.
       verify_samples: latent vectors used to compare each file with the Keras generator.
       seed: seed of those latent vectors.
+      benchmark_batch: also convert each TFLite variant at this batch, to time it there
+        (0: batch 1 only).
     """
 
     formats: Tuple[str, ...] = EXPORT_FORMATS
     representative_samples: int = 256
     verify_samples: int = 64
     seed: int = 0
+    benchmark_batch: int = 64
 
     def __post_init__(self):
         _check(len(self.formats) > 0, "formats must name at least one export format")
@@ -303,6 +306,7 @@ class ExportConfig(_Config):
         _check(self.representative_samples >= 1,
                f"representative_samples={self.representative_samples} must be positive")
         _check(self.verify_samples >= 1, f"verify_samples={self.verify_samples} must be positive")
+        _check(self.benchmark_batch >= 0, f"benchmark_batch={self.benchmark_batch} must be >= 0")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,18 +30,18 @@ DEFAULT_VARIANTS = (
     ("pruned+QAT int8 float-io", "qat", "int8_float_io"),
 )
 BASELINE = "dense float32"
-LATENCY_SETTINGS = (("b1_t1", 1, 1), ("b1_t2", 1, 2), ("b64_t1", 64, 1), ("b64_t2", 64, 2))
 
 
 def _slug(name):
     return "".join(c if c.isalnum() else "_" for c in name.lower())
 
 
-def variant_records(generators, variants=DEFAULT_VARIANTS):
-    """The records of the variants whose model is in ``generators`` (dict key -> Generator)."""
+def variant_records(generators, formats, variants=DEFAULT_VARIANTS):
+    """Records of the variants whose model is in ``generators`` (dict key -> Generator) and whose
+    format is ``keras`` or one of ``formats``."""
     records = []
     for name, model, fmt in variants:
-        if model in generators:
+        if model in generators and (fmt == "keras" or fmt in formats):
             sparsity = prune.sparsity_report(generators[model])["sparsity"]
             records.append({"name": name, "model": model, "format": fmt, "file": None,
                             "sparsity": round(float(sparsity), 4)})
@@ -57,8 +57,10 @@ def export_variants(records, generators, out_dir, export_config):
         stem = os.path.join(out_dir, _slug(record["name"]))
         record["file"] = export.export_tflite(generator, stem + ".tflite", export_config,
                                               record["format"])
-        record["file_b64"] = export.export_tflite(generator, stem + ".b64.tflite", export_config,
-                                                  record["format"], batch_size=64)
+        if export_config.benchmark_batch:
+            record["file_large_batch"] = export.export_tflite(
+                generator, f"{stem}.b{export_config.benchmark_batch}.tflite", export_config,
+                record["format"], batch_size=export_config.benchmark_batch)
     return records
 
 
@@ -75,22 +77,30 @@ def verify_variants(records, generators, export_config):
     return records
 
 
-def benchmark_variants(records, generators, runs=50, rounds=5):
+def latency_settings(large_batch):
+    """(key, batch, threads) of each latency measurement: batch 1 and ``large_batch`` (if > 0),
+    1 and 2 threads."""
+    batches = [1] + ([large_batch] if large_batch else [])
+    return [(f"b{batch}_t{threads}", batch, threads) for batch in batches for threads in (1, 2)]
+
+
+def benchmark_variants(records, generators, large_batch=64, runs=50, rounds=5):
     """File sizes and interleaved latency of every variant; ratios against ``BASELINE``."""
-    runners = {}
+    runners, settings = {}, latency_settings(large_batch)
     for record in records:
         if record["file"] is None:
             record.update({"bytes": None, "gzip_bytes": None})
-            for key, batch, _ in LATENCY_SETTINGS[::2]:  # Keras uses TF's own thread pools
-                runners[(record["name"], key)] = benchmark.keras_runner(
-                    generators[record["model"]], batch)
+            for key, batch, threads in settings:
+                if threads == 1:  # Keras runs on TensorFlow's own thread pools
+                    runners[(record["name"], key)] = benchmark.keras_runner(
+                        generators[record["model"]], batch)
             continue
         record.update(benchmark.file_sizes(record["file"]))
-        for key, batch, threads in LATENCY_SETTINGS:
-            path = record["file"] if batch == 1 else record["file_b64"]
+        for key, batch, threads in settings:
+            path = record["file"] if batch == 1 else record["file_large_batch"]
             runners[(record["name"], key)] = benchmark.tflite_runner(path, threads, batch)
     timings = benchmark.time_runners(runners, runs=runs, warmup=3, rounds=rounds)
-    baseline = {key: timings.get((BASELINE, key)) for key, _, _ in LATENCY_SETTINGS}
+    baseline = {key: timings.get((BASELINE, key)) for key, _, _ in settings}
     for record in records:
         record["latency_ms"] = {key: t["median_ms"] for (name, key), t in timings.items()
                                 if name == record["name"]}

@@ -15,7 +15,7 @@ from absl import logging
 from tfgan_opt import data as data_lib
 from tfgan_opt import models
 from tfgan_opt.compat import keras
-from tfgan_opt.errors import ConfigError
+from tfgan_opt.errors import ConfigError, RunDirError
 from tfgan_opt.images import save_image_grid
 from tfgan_opt.rundir import mark_stage_done, stage_done
 from tfgan_opt.train import GANTrainer
@@ -202,7 +202,7 @@ def export_stage(run_dir, export_config):
 
     def build(stage_dir):
         generators = load_stage_generators(run_dir)
-        records = deploy.variant_records(generators)
+        records = deploy.variant_records(generators, export_config.formats)
         deploy.export_variants(records, generators, stage_dir, export_config)
         deploy.verify_variants(records, generators, export_config)
         saved_model = export.export_saved_model(generators["dense"],
@@ -215,7 +215,7 @@ def export_stage(run_dir, export_config):
     return _run_stage(run_dir, EXPORT_STAGE, build)
 
 
-def benchmark_stage(run_dir, evaluation_config):
+def benchmark_stage(run_dir, export_config, evaluation_config):
     """File sizes and interleaved latency of every exported variant."""
     from tfgan_opt import deploy
 
@@ -223,7 +223,7 @@ def benchmark_stage(run_dir, evaluation_config):
         del stage_dir
         records = stage_done(run_dir, EXPORT_STAGE)["variants"]
         deploy.benchmark_variants(records, load_stage_generators(run_dir),
-                                  evaluation_config.benchmark_runs,
+                                  export_config.benchmark_batch, evaluation_config.benchmark_runs,
                                   evaluation_config.benchmark_rounds)
         return {"variants": records}
 
@@ -270,23 +270,53 @@ def report_stage(run_dir):
     return _run_stage(run_dir, REPORT_STAGE, build)
 
 
-def run_pipeline(run_dir, data_config, model_config, loss_config, train_config, prune_config,
-                 recovery_config, quantize_config, export_config, evaluation_config,
-                 strategy=None):
-    """The whole pipeline: train -> prune + recover -> QAT -> export + verify -> benchmark ->
-    evaluate -> report. Each completed stage is skipped on a rerun.
-
-    ``prune_config`` None skips pruning (QAT of the dense generator).
+def compress_run(run_dir, data_config, loss_config, train_config, model_config, prune_config,
+                 recovery_config, quantize_config, export_config, evaluation_config):
+    """The stages after training: prune + recover -> QAT -> export + verify -> benchmark ->
+    evaluate -> report, on a run directory whose train stage is done. ``prune_config`` None skips
+    pruning (QAT of the dense generator).
 
     Returns:
       Path of ``<run_dir>/report.md``.
     """
-    train_gan(data_config, model_config, loss_config, train_config, run_dir, strategy=strategy)
+    if not stage_done(run_dir, TRAIN_STAGE):
+        raise RunDirError(f"{run_dir} has no trained GAN (train/stage.json); train it first with "
+                          "experiments/train.py or run experiments/pipeline.py")
     if prune_config is not None:
         prune_stage(run_dir, data_config, model_config, loss_config, train_config, prune_config,
                     recovery_config)
     qat_stage(run_dir, data_config, loss_config, train_config, quantize_config, recovery_config)
     export_stage(run_dir, export_config)
-    benchmark_stage(run_dir, evaluation_config)
+    benchmark_stage(run_dir, export_config, evaluation_config)
     evaluate_stage(run_dir, data_config, evaluation_config)
     return report_stage(run_dir)["report"]
+
+
+def run_pipeline(run_dir, data_config, model_config, loss_config, train_config, prune_config,
+                 recovery_config, quantize_config, export_config, evaluation_config,
+                 strategy=None):
+    """The whole pipeline: `train_gan`, then `compress_run`. Completed stages are skipped.
+
+    Returns:
+      Path of ``<run_dir>/report.md``.
+    """
+    train_gan(data_config, model_config, loss_config, train_config, run_dir, strategy=strategy)
+    return compress_run(run_dir, data_config, loss_config, train_config, model_config,
+                        prune_config, recovery_config, quantize_config, export_config,
+                        evaluation_config)
+
+
+def load_run_configs(run_dir):
+    """The data, model, loss and train configs recorded in ``<run_dir>/config.json``."""
+    from tfgan_opt.artifacts import read_json
+    from tfgan_opt.config import DataConfig, LossConfig, ModelConfig, TrainConfig
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        raise RunDirError(f"{run_dir} is not a tfgan_opt run directory (no config.json)")
+    recorded = read_json(path)
+    classes = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
+    missing = sorted(set(classes) - set(recorded))
+    if missing:
+        raise RunDirError(f"{path} records no {', '.join(missing)} configuration; "
+                          "it was not made by experiments/train.py or pipeline.py")
+    return {name: cls.from_dict(recorded[name]) for name, cls in classes.items()}
