@@ -53,6 +53,9 @@ def test_ema_generator_is_the_decayed_average_of_the_weights(tiny_model_config, 
         np.testing.assert_allclose(ema.numpy(), expected_decay * w0 + (1 - expected_decay) * w1.numpy(),
                                    rtol=1e-5, atol=1e-7)
     assert trainer.final_generator().network is trainer.ema_network
+    # The saved EMA generator must stay fine-tunable (pruning recovery and QAT train it).
+    assert len(trainer.final_generator().trainable_variables) == len(
+        trainer.generator.trainable_variables)
 
 
 def test_same_seed_gives_same_losses(tiny_model_config):

@@ -280,9 +280,10 @@ class GANTrainer:
 
     def _make_ema_network(self):
         network = self.generator.network
+        # Left trainable: it never enters a tape, and a frozen copy would be saved (and later
+        # loaded for pruning or QAT) as a generator that cannot be fine-tuned.
         ema = keras.models.clone_model(network)
         ema.set_weights(network.get_weights())
-        ema.trainable = False
         return ema
 
     def _update_ema(self):
