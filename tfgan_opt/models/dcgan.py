@@ -27,7 +27,8 @@ def build_dcgan_generator_network(config, seed=None, sync_batch_norm=False):
       config: `ModelConfig` with arch ``dcgan``.
       seed: optional int seeding the kernel initializers.
       sync_batch_norm: batch statistics over the global batch of all replicas of a
-        ``tf.distribute`` strategy instead of each replica's slice (no effect on one device).
+        ``tf.distribute`` strategy instead of each replica's slice. On one device the statistics
+        are the same up to float rounding (a one-pass variance instead of the fused kernel).
 
     Returns:
       A Functional keras.Model: float32 [B, latent_dim] -> [B, image_size, image_size, channels].
