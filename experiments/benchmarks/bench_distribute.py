@@ -6,8 +6,8 @@
 N logical devices of the CPU; --cpu_devices=0 mirrors over the GPUs. On a CPU-only machine the
 logical devices share the CPU's cores, so this measures what the distributed code path costs, not a
 speed-up. One configuration per process: the CPU can only be divided before TensorFlow starts,
-and in one process the idle trainer's input pipeline keeps prefetching and slows the timed one
-(measured: 2.6 s instead of 1.3 s per step). Alternate the runs so machine noise hits both alike.
+and timed in one process with the other trainer the 1-replica step took 2.6 s instead of 1.0-1.6 s
+(probably the idle trainer's input pipeline, which keeps prefetching). Alternate the runs so machine noise hits both alike.
 Models are built as `pipeline.train_gan` builds them (batch norm synchronized when N > 1). Prints
 one Markdown table row: replicas | global batch | median ms/step | images/s | each round's ms/step.
 """
