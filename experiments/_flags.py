@@ -55,6 +55,24 @@ def define_train_flags(steps=2000):
     flags.DEFINE_boolean("check_numerics", True, "Stop on a NaN/Inf loss.")
 
 
+def define_distribute_flags():
+    flags.DEFINE_string("strategy", "default",
+                        "default | mirrored (this machine's GPUs) | multi_worker (cluster from "
+                        "TF_CONFIG) | tpu")
+    flags.DEFINE_string("tpu", None, "--strategy=tpu: TPU name or grpc://host:port; 'local' on "
+                        "a TPU VM; unset reads TPU_NAME.")
+    flags.DEFINE_integer("cpu_devices", None, "--strategy=mirrored: mirror over N logical CPU "
+                         "devices instead of the GPUs (tests the distributed path on a CPU).")
+
+
+def make_strategy():
+    """The strategy the distribute flags ask for; call it before any other TensorFlow work."""
+    from tfgan_opt import distribute  # imports TensorFlow: only once the flags are valid
+
+    return distribute.make_strategy(FLAGS.strategy, tpu_address=FLAGS.tpu,
+                                    num_cpu_devices=FLAGS.cpu_devices)
+
+
 def data_config():
     return DataConfig(source=FLAGS.dataset, image_size=FLAGS.image_size, channels=FLAGS.channels,
                       batch_size=FLAGS.batch_size, split=FLAGS.split, data_dir=FLAGS.data_dir,

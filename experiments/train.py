@@ -4,6 +4,10 @@
         --run_dir=runs/mnist_dcgan --steps=2000
 
 Rerunning the same command resumes from the last checkpoint.
+
+Distributed: ``--strategy=mirrored`` (this machine's GPUs), ``--strategy=multi_worker`` (the same
+command on every worker, each with its own ``TF_CONFIG``; ``--run_dir`` on a filesystem they
+share), ``--strategy=tpu --tpu=<name>``. ``--batch_size`` is the global batch.
 """
 
 import _cli
@@ -16,6 +20,7 @@ _flags.define_run_flags()
 _flags.define_data_flags()
 _flags.define_model_flags()
 _flags.define_train_flags()
+_flags.define_distribute_flags()
 FLAGS = _flags.FLAGS
 
 
@@ -23,13 +28,16 @@ def main(argv):
     del argv
     configs = {"data": _flags.data_config(), "model": _flags.model_config(),
                "loss": _flags.loss_config(), "train": _flags.train_config()}
-    from tfgan_opt import pipeline  # imports TensorFlow: only once the flags are valid
+    from tfgan_opt import distribute, pipeline  # import TensorFlow: only once flags are valid
 
     pipeline.check_compatible(configs["data"], configs["model"])
-    rundir.prepare_run_dir(FLAGS.run_dir, {k: v.to_dict() for k, v in configs.items()},
-                           overwrite=FLAGS.overwrite)
+    strategy = _flags.make_strategy()
+    # The chief owns the run directory; other workers only read its checkpoints.
+    if distribute.is_chief(strategy):
+        rundir.prepare_run_dir(FLAGS.run_dir, {k: v.to_dict() for k, v in configs.items()},
+                               overwrite=FLAGS.overwrite)
     record = pipeline.train_gan(configs["data"], configs["model"], configs["loss"],
-                                configs["train"], FLAGS.run_dir)
+                                configs["train"], FLAGS.run_dir, strategy=strategy)
     logging.info("Generator: %s  samples: %s", record["generator"], record["samples"])
 
 

@@ -13,6 +13,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfgan_opt import data as data_lib
+from tfgan_opt import distribute
 from tfgan_opt import models
 from tfgan_opt.compat import keras
 from tfgan_opt.errors import ConfigError, RunDirError
@@ -52,7 +53,10 @@ def train_gan(data_config, model_config, loss_config, train_config, run_dir, str
     Args:
       data_config, model_config, loss_config, train_config: the stage's configuration.
       run_dir: the run directory (see `rundir.prepare_run_dir`).
-      strategy: optional ``tf.distribute.Strategy``.
+      strategy: optional ``tf.distribute.Strategy``. With more than one replica the generator's
+        batch norm is synchronized across replicas, so the run trains like one device on the
+        global batch. Under MultiWorkerMirroredStrategy every worker calls this with the same
+        arguments; only the chief writes into ``run_dir`` (a filesystem all workers share).
 
     Returns:
       The stage record: paths of ``generator.keras``, ``discriminator.keras`` and the final sample
@@ -68,7 +72,9 @@ def train_gan(data_config, model_config, loss_config, train_config, run_dir, str
     strategy = strategy or tf.distribute.get_strategy()
     dataset = data_lib.make_dataset(data_config)
     with strategy.scope():
-        generator = models.build_generator(model_config, seed=train_config.seed)
+        generator = models.build_generator(
+            model_config, seed=train_config.seed,
+            sync_batch_norm=strategy.num_replicas_in_sync > 1)
         discriminator = models.build_discriminator(model_config, seed=train_config.seed)
     trainer = GANTrainer(generator, discriminator, loss_config, train_config, strategy=strategy)
     start = time.time()
@@ -82,9 +88,14 @@ def train_gan(data_config, model_config, loss_config, train_config, run_dir, str
         "wall_seconds_last_session": round(wall, 1),
         "last_metrics": history[-1] if history else None,
     }
-    models.save_network(trainer.final_generator(), record["generator"])
-    models.save_network(discriminator, record["discriminator"])
-    save_image_grid(record["samples"], trainer.sample_grid(), scale=3)
+    # Saving reads synchronized variables (an all-reduce across workers): every worker saves, the
+    # non-chiefs into a temporary directory that is then deleted.
+    with distribute.worker_write_dir(stage_dir, strategy, chief=trainer.is_chief) as out_dir:
+        models.save_network(trainer.final_generator(), os.path.join(out_dir, "generator.keras"))
+        models.save_network(discriminator, os.path.join(out_dir, "discriminator.keras"))
+        save_image_grid(os.path.join(out_dir, "samples.png"), trainer.sample_grid(), scale=3)
+    if not trainer.is_chief:
+        return record
     mark_stage_done(run_dir, TRAIN_STAGE, record)
     logging.info("Stage 'train' done in %.1f s; samples: %s", wall, record["samples"])
     return record

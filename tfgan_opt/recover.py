@@ -58,7 +58,7 @@ class RecoveryTrainer(GANTrainer):
     """
 
     def __init__(self, student, teacher, discriminator, recovery_config, loss_config,
-                 train_config=None, strategy=None, callbacks=(), is_chief=True):
+                 train_config=None, strategy=None, callbacks=(), is_chief=None):
         if (student.latent_dim, student.image_shape) != (teacher.latent_dim, teacher.image_shape):
             raise ValueError(f"student maps {student.latent_dim} -> {student.image_shape} but "
                              f"teacher maps {teacher.latent_dim} -> {teacher.image_shape}")

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfgan_opt import distribute
 from tfgan_opt import losses as losses_lib
 from tfgan_opt.artifacts import sweep_temporaries
 from tfgan_opt.compat import keras
@@ -50,7 +51,9 @@ class GANTrainer:
         tfmot's ``UpdatePruningStep``, already ``set_model``'d): ``on_train_begin`` once,
         ``on_train_batch_begin(step)`` before every step, ``on_epoch_end(step)`` at every
         checkpoint and at the end (that is where tfmot applies its masks).
-      is_chief: whether this worker writes checkpoints, summaries and samples (multi-worker).
+      is_chief: whether this worker writes checkpoints, summaries and samples into the run
+        directory; other workers save their checkpoints into a temporary directory they delete
+        (see `distribute.worker_write_dir`). None: `distribute.is_chief` of the strategy.
       adversarial_weight: scale of the generator's adversarial loss (subclasses that add
         distillation losses through `extra_generator_losses` weigh the two).
       train_discriminator: False freezes the discriminator: no discriminator updates, and the
@@ -58,7 +61,7 @@ class GANTrainer:
     """
 
     def __init__(self, generator, discriminator, loss_config, train_config, strategy=None,
-                 callbacks=(), is_chief=True, adversarial_weight=1.0, train_discriminator=True):
+                 callbacks=(), is_chief=None, adversarial_weight=1.0, train_discriminator=True):
         self.generator = generator
         self.discriminator = discriminator
         self.loss_config = loss_config
@@ -66,7 +69,7 @@ class GANTrainer:
         self.loss = losses_lib.get_loss(loss_config.name)
         self.strategy = strategy or tf.distribute.get_strategy()
         self.callbacks = list(callbacks)
-        self.is_chief = is_chief
+        self.is_chief = distribute.is_chief(self.strategy) if is_chief is None else is_chief
         self.adversarial_weight = adversarial_weight
         self.train_discriminator = train_discriminator
         with self.strategy.scope():
@@ -164,8 +167,14 @@ class GANTrainer:
                 tf.data.AUTOTUNE)
 
     def _distribute(self, dataset):
+        # Every worker builds the whole global batch (and its noise) and keeps its replicas' slices:
+        # the default AUTO policy would shard a file-based source (TFDS) by file, so workers would
+        # count elements separately and draw the same noise.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA)
         # For the default strategy this returns the dataset as it is.
-        return self.strategy.experimental_distribute_dataset(dataset)
+        return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
 
     def _discriminator_step(self, batch):
         real = batch["images"]
@@ -312,12 +321,11 @@ class GANTrainer:
         if run_dir is None:
             return None, None
         checkpoint_dir = os.path.join(run_dir, "checkpoints")
-        if not self.is_chief:
-            # MultiWorkerMirroredStrategy needs every worker to save; non-chiefs write to a
-            # throw-away directory that is deleted afterwards.
-            checkpoint_dir = os.path.join(run_dir, "tmp_workers", f"worker_{id(self)}")
-        sweep_temporaries(checkpoint_dir)
+        if self.is_chief:
+            sweep_temporaries(checkpoint_dir)
         checkpoint = self._checkpoint_object()
+        # Every worker restores the chief's latest checkpoint, so all resume at the same step; only
+        # the chief saves through this manager (see `_save`).
         manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir,
                                              max_to_keep=self.config.keep_checkpoints)
         if manager.latest_checkpoint:
@@ -353,15 +361,27 @@ class GANTrainer:
                 callback.on_epoch_end(step)
         if manager is None:
             return
-        manager.save(checkpoint_number=step)
+        self._save(manager, step)
+        # Drawing samples reads the batch-norm moving statistics, an all-reduce across workers
+        # under MultiWorkerMirroredStrategy: every worker draws them, only the chief writes them.
+        samples = self.sample_grid()
         if not self.is_chief:
             return
-        samples = self.sample_grid()
         save_image_grid(os.path.join(run_dir, "samples", f"step_{step:06d}.png"), samples, scale=2)
         if writer is not None:
             with writer.as_default(step=step):
                 tf.summary.image("samples", image_grid(samples)[None], max_outputs=1)
             writer.flush()
+
+    def _save(self, manager, step):
+        # Saving takes part in collectives under MultiWorkerMirroredStrategy, so every worker saves;
+        # non-chiefs into a temporary directory that is deleted right after.
+        if self.is_chief:
+            manager.save(checkpoint_number=step)
+            return
+        with distribute.worker_write_dir(manager.directory, self.strategy, chief=False) as temp:
+            tf.train.CheckpointManager(manager.checkpoint, temp, max_to_keep=1).save(
+                checkpoint_number=step)
 
 
 class _Throughput:

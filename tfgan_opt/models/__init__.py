@@ -13,16 +13,24 @@ from tfgan_opt.models.dcgan import (build_dcgan_discriminator_network,
                                     build_dcgan_generator_network)
 from tfgan_opt.models.mlp import build_mlp_discriminator_network, build_mlp_generator_network
 
-# arch -> (generator network builder, discriminator network builder); each takes (config, seed).
+# arch -> (generator network builder, discriminator network builder); each takes (config, seed),
+# generator builders also ``sync_batch_norm``.
 ARCHITECTURES = {
     "dcgan": (build_dcgan_generator_network, build_dcgan_discriminator_network),
     "mlp": (build_mlp_generator_network, build_mlp_discriminator_network),
 }
 
 
-def build_generator(config, seed=None):
-    """Builds a `Generator` for a `ModelConfig`; ``seed`` makes its initial weights reproducible."""
-    return Generator(ARCHITECTURES[config.arch][0](config, seed), name="generator")
+def build_generator(config, seed=None, sync_batch_norm=False):
+    """Builds a `Generator` for a `ModelConfig`; ``seed`` makes its initial weights reproducible.
+
+    ``sync_batch_norm`` computes batch-norm statistics over the global batch of all replicas when
+    trained under a ``tf.distribute`` strategy, so N replicas train like one device. It is not
+    saved with the network (tf_keras leaves it out of the layer config): a loaded generator has
+    ordinary batch norm, which infers identically.
+    """
+    return Generator(ARCHITECTURES[config.arch][0](config, seed, sync_batch_norm=sync_batch_norm),
+                     name="generator")
 
 
 def build_discriminator(config, seed=None):

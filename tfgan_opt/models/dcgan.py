@@ -20,12 +20,15 @@ def _init(seed, offset):
     return keras.initializers.RandomNormal(stddev=0.02, seed=None if seed is None else seed + offset)
 
 
-def build_dcgan_generator_network(config, seed=None):
+def build_dcgan_generator_network(config, seed=None, sync_batch_norm=False):
     """Builds the Functional DCGAN generator network.
 
     Args:
       config: `ModelConfig` with arch ``dcgan``.
       seed: optional int seeding the kernel initializers.
+      sync_batch_norm: batch statistics over the global batch of all replicas of a
+        ``tf.distribute`` strategy instead of each replica's slice. On one device the statistics
+        are the same up to float rounding (a one-pass variance instead of the fused kernel).
 
     Returns:
       A Functional keras.Model: float32 [B, latent_dim] -> [B, image_size, image_size, channels].
@@ -35,14 +38,14 @@ def build_dcgan_generator_network(config, seed=None):
     z = keras.Input((config.latent_dim,), name="z")
     x = keras.layers.Dense(side * side * 4 * w, use_bias=False, kernel_initializer=_init(seed, 0),
                            name="project")(z)
-    x = keras.layers.BatchNormalization(name="project_bn")(x)
+    x = keras.layers.BatchNormalization(synchronized=sync_batch_norm, name="project_bn")(x)
     x = keras.layers.LeakyReLU(0.2, name="project_act")(x)
     x = keras.layers.Reshape((side, side, 4 * w), name="reshape")(x)
     for i, (filters, stride) in enumerate([(2 * w, 1), (w, 2)], start=1):
         x = keras.layers.Conv2DTranspose(filters, _KERNEL, strides=stride, padding="same",
                                          use_bias=False, kernel_initializer=_init(seed, i),
                                          name=f"up{i}")(x)
-        x = keras.layers.BatchNormalization(name=f"up{i}_bn")(x)
+        x = keras.layers.BatchNormalization(synchronized=sync_batch_norm, name=f"up{i}_bn")(x)
         x = keras.layers.LeakyReLU(0.2, name=f"up{i}_act")(x)
     x = keras.layers.Conv2DTranspose(config.channels, _KERNEL, strides=2, padding="same",
                                      kernel_initializer=_init(seed, 3), name="to_image")(x)

@@ -14,15 +14,18 @@ def _init(seed, offset):
     return keras.initializers.GlorotUniform(seed=None if seed is None else seed + offset)
 
 
-def build_mlp_generator_network(config, seed=None):
-    """Builds the Functional MLP generator: [B, latent_dim] -> [B, H, W, C] in [-1, 1]."""
+def build_mlp_generator_network(config, seed=None, sync_batch_norm=False):
+    """Builds the Functional MLP generator: [B, latent_dim] -> [B, H, W, C] in [-1, 1].
+
+    ``sync_batch_norm``: as in `build_dcgan_generator_network`.
+    """
     w = config.width
     z = keras.Input((config.latent_dim,), name="z")
     x = z
     for i, units in enumerate([4 * w, 8 * w, 16 * w], start=1):
         x = keras.layers.Dense(units, use_bias=False, kernel_initializer=_init(seed, i),
                                name=f"dense{i}")(x)
-        x = keras.layers.BatchNormalization(name=f"dense{i}_bn")(x)
+        x = keras.layers.BatchNormalization(synchronized=sync_batch_norm, name=f"dense{i}_bn")(x)
         x = keras.layers.LeakyReLU(0.2, name=f"dense{i}_act")(x)
     shape = (config.image_size, config.image_size, config.channels)
     x = keras.layers.Dense(shape[0] * shape[1] * shape[2], kernel_initializer=_init(seed, 4),
