@@ -52,7 +52,8 @@ def define_train_flags(steps=2000):
     flags.DEFINE_integer("log_every", 100, "Steps between progress lines.")
     flags.DEFINE_integer("seed", 0, "Random seed.")
     flags.DEFINE_boolean("deterministic", False, "Enable op determinism (bit-identical reruns).")
-    flags.DEFINE_boolean("check_numerics", True, "Stop on a NaN/Inf loss.")
+    flags.DEFINE_boolean("check_numerics", True, "Stop on a NaN/Inf loss (every step) or weight "
+                         "(every checkpoint, before saving it).")
 
 
 def data_config():

@@ -98,7 +98,8 @@ class GANTrainer:
           A list of dicts, one per logged step: ``step``, ``d_loss``, ``g_loss``, ... floats.
 
         Raises:
-          NonFiniteError: a loss became NaN or Inf; the last good checkpoint is kept.
+          NonFiniteError: a loss became NaN or Inf (checked every step), or a weight did (checked
+            at every checkpoint, before saving); the last good checkpoint is kept.
         """
         manager, writer = self._open_run_dir(run_dir)
         start = int(self.step.numpy())
@@ -315,7 +316,8 @@ class GANTrainer:
             # MultiWorkerMirroredStrategy needs every worker to save; non-chiefs write to a
             # throw-away directory that is deleted afterwards.
             checkpoint_dir = os.path.join(run_dir, "tmp_workers", f"worker_{id(self)}")
-        sweep_temporaries(checkpoint_dir)
+        # The chief owns the whole run directory (samples too); a non-chief only its own folder.
+        sweep_temporaries(run_dir if self.is_chief else checkpoint_dir)
         checkpoint = self._checkpoint_object()
         manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir,
                                              max_to_keep=self.config.keep_checkpoints)
@@ -350,17 +352,48 @@ class GANTrainer:
         for callback in self.callbacks:
             with self.strategy.scope():
                 callback.on_epoch_end(step)
+        if self.config.check_numerics:
+            # After the callbacks (tfmot applies its masks there) and before saving, so a
+            # checkpoint on disk never holds a NaN/Inf that the loss check has not seen yet
+            # (the last update before a checkpoint only shows in the next step's loss).
+            self._check_weights_finite(step, manager)
         if manager is None:
             return
+        if self.is_chief:
+            # The sample grid is written before the checkpoint: a kill between the two leaves a
+            # grid whose step is redone (and rewritten) on resume, never a checkpoint without one.
+            samples = self.sample_grid()
+            save_image_grid(os.path.join(run_dir, "samples", f"step_{step:06d}.png"), samples,
+                            scale=2)
+            if writer is not None:
+                with writer.as_default(step=step):
+                    tf.summary.image("samples", image_grid(samples)[None], max_outputs=1)
+                writer.flush()
         manager.save(checkpoint_number=step)
-        if not self.is_chief:
+
+    def _checkpointed_variables(self):
+        """(network name, float variables) of everything a checkpoint saves."""
+        groups = [("generator", self.generator.network.weights),
+                  ("discriminator", self.discriminator.network.weights),
+                  ("generator optimizer", self.generator_optimizer.variables()),
+                  ("discriminator optimizer", self.discriminator_optimizer.variables())]
+        if self.ema_network is not None:
+            groups.append(("EMA generator", self.ema_network.weights))
+        return [(name, [v for v in variables if v.dtype.is_floating])
+                for name, variables in groups]
+
+    def _check_weights_finite(self, step, manager):
+        """Raises `NonFiniteError` naming the variables that hold a NaN or Inf at ``step``."""
+        bad = [f"{group} {variable.name}" for group, variables in self._checkpointed_variables()
+               for variable in variables if not np.isfinite(variable.numpy()).all()]
+        if not bad:
             return
-        samples = self.sample_grid()
-        save_image_grid(os.path.join(run_dir, "samples", f"step_{step:06d}.png"), samples, scale=2)
-        if writer is not None:
-            with writer.as_default(step=step):
-                tf.summary.image("samples", image_grid(samples)[None], max_outputs=1)
-            writer.flush()
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        kept = manager.latest_checkpoint if manager else None
+        raise NonFiniteError(
+            f"non-finite weights ({shown}) at step {step}; training stopped before saving"
+            + (f", last good checkpoint kept: {kept}" if kept else "")
+            + " (try a lower learning rate or another loss)")
 
 
 class _Throughput:
