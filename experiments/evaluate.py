@@ -35,11 +35,13 @@ def main(argv):
     data_config = _flags.data_config().replace(shuffle_buffer=0)
     from tfgan_opt import data, evaluate  # imports TensorFlow: only once the flags are valid
 
+    # Every input is loaded before --out_dir is touched, so a bad generator file or dataset fails
+    # without deleting anything, even with --overwrite.
+    functions = [(path, evaluate.load_generator_function(path)) for path in FLAGS.generator]
+    real_images, real_labels = data.load_arrays(data_config)
     rundir.prepare_run_dir(FLAGS.out_dir, {"evaluate": {
         "generators": FLAGS.generator, "data": data_config.to_dict(),
         "num_samples": FLAGS.num_samples, "seed": FLAGS.seed}}, overwrite=FLAGS.overwrite)
-    real_images, real_labels = data.load_arrays(data_config)
-    functions = [(path, evaluate.load_generator_function(path)) for path in FLAGS.generator]
     extractor = evaluate.domain_extractor(
         real_images, real_labels, FLAGS.cache_dir or os.path.join(FLAGS.out_dir, "feature_cache"))
     logging.info("Feature extractor: held-out accuracy %.4f", extractor.accuracy)

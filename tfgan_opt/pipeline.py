@@ -40,13 +40,16 @@ def seed_everything(train_config):
         tf.config.experimental.enable_op_determinism()
 
 
-def train_gan(data_config, model_config, loss_config, train_config, run_dir, strategy=None):
+def train_gan(data_config, model_config, loss_config, train_config, run_dir, strategy=None,
+              dataset=None):
     """Trains a GAN into ``<run_dir>/train`` (resuming it if interrupted) and saves its networks.
 
     Args:
       data_config, model_config, loss_config, train_config: the stage's configuration.
       run_dir: the run directory (see `rundir.prepare_run_dir`).
       strategy: optional ``tf.distribute.Strategy``.
+      dataset: ``data.make_dataset(data_config)`` if the caller already opened it (to check the
+        data before touching the run directory); None opens it here.
 
     Returns:
       The stage record: paths of ``generator.keras``, ``discriminator.keras`` and the final sample
@@ -60,7 +63,8 @@ def train_gan(data_config, model_config, loss_config, train_config, run_dir, str
     seed_everything(train_config)
     stage_dir = os.path.join(run_dir, TRAIN_STAGE)
     strategy = strategy or tf.distribute.get_strategy()
-    dataset = data_lib.make_dataset(data_config)
+    if dataset is None:
+        dataset = data_lib.make_dataset(data_config)
     with strategy.scope():
         generator = models.build_generator(model_config, seed=train_config.seed)
         discriminator = models.build_discriminator(model_config, seed=train_config.seed)
