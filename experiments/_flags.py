@@ -20,7 +20,9 @@ def define_data_flags(default_dataset="digits", image_size=28, batch_size=64):
                         "digits | a TFDS name (mnist, fashion_mnist, cifar10, ...) | idx:<path> | "
                         "npz:<path> | folder:<dir>")
     flags.DEFINE_integer("image_size", image_size, "Square image side the pipeline yields.")
-    flags.DEFINE_integer("channels", 1, "1 (grayscale) or 3 (RGB).")
+    flags.DEFINE_integer("channels", 1, "1 (grayscale) or 3 (RGB). A source with the other count "
+                         "is converted (RGB to luma, gray repeated to RGB); a folder may mix "
+                         "both; arrays with any other channel count are refused.")
     flags.DEFINE_integer("batch_size", batch_size, "Global batch size.")
     flags.DEFINE_string("split", "train", "TFDS split.")
     flags.DEFINE_string("data_dir", None, "TFDS data directory (a prepared one works offline).")
