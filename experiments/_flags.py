@@ -6,6 +6,7 @@ Flags only ever live under experiments/; the library receives config objects.
 from absl import flags
 
 from tfgan_opt import DataConfig, LossConfig, ModelConfig, TrainConfig
+from tfgan_opt.config import EXPORT_FORMATS
 
 FLAGS = flags.FLAGS
 
@@ -105,6 +106,10 @@ def define_compress_flags(recovery_steps=500, qat_steps=300, num_samples=10_000)
     flags.DEFINE_integer("benchmark_runs", 50, "Timed calls per variant and setting.")
     flags.DEFINE_integer("benchmark_rounds", 5, "Interleaved benchmark rounds.")
     flags.DEFINE_string("cache_dir", None, "Feature-classifier cache (default <run_dir>/feature_cache).")
+    flags.DEFINE_list("formats", list(EXPORT_FORMATS),
+                      "Export formats (comma-separated): " + ", ".join(EXPORT_FORMATS))
+    flags.DEFINE_integer("benchmark_batch", 64, "Also convert each TFLite variant at this batch to "
+                         "time it there (0: batch 1 only).")
 
 
 def _m_by_n():
@@ -133,7 +138,8 @@ def compress_configs():
                                    adversarial_weight=FLAGS.adversarial_weight),
         "quantize": QuantizeConfig(steps=FLAGS.qat_steps, learning_rate=FLAGS.qat_lr,
                                    preserve_sparsity=FLAGS.preserve_sparsity),
-        "export": ExportConfig(seed=FLAGS.seed),
+        "export": ExportConfig(formats=tuple(FLAGS.formats), benchmark_batch=FLAGS.benchmark_batch,
+                               seed=FLAGS.seed),
         "evaluation": EvaluationConfig(num_samples=FLAGS.num_samples,
                                        benchmark_runs=FLAGS.benchmark_runs,
                                        benchmark_rounds=FLAGS.benchmark_rounds,

@@ -298,13 +298,16 @@ def compress_run(run_dir, data_config, loss_config, train_config, model_config, 
 
 def run_pipeline(run_dir, data_config, model_config, loss_config, train_config, prune_config,
                  recovery_config, quantize_config, export_config, evaluation_config,
-                 strategy=None):
+                 strategy=None, dataset=None):
     """The whole pipeline: `train_gan`, then `compress_run`. Completed stages are skipped.
+
+    ``dataset``: the training pipeline if the caller already opened it (see `train_gan`).
 
     Returns:
       Path of ``<run_dir>/report.md``.
     """
-    train_gan(data_config, model_config, loss_config, train_config, run_dir, strategy=strategy)
+    train_gan(data_config, model_config, loss_config, train_config, run_dir, strategy=strategy,
+              dataset=dataset)
     return compress_run(run_dir, data_config, loss_config, train_config, model_config,
                         prune_config, recovery_config, quantize_config, export_config,
                         evaluation_config)
