@@ -1,17 +1,18 @@
 """Bad inputs through the experiment scripts: one line, a non-zero exit, and no run lost.
 
-Every case runs the script as a user does (a subprocess) with ``--overwrite`` on a run directory
-that already holds a run: the error must come before anything there is touched. Starting
-TensorFlow takes seconds, so the cases a test session selects are started together, a few at a
-time, by one module fixture; each test then checks its own case.
+Every case runs a script as a user does (a subprocess) with ``--overwrite`` on a run directory that
+already holds a run: the error must come before anything there is touched. Starting TensorFlow
+takes seconds, so the cases a test session selects are started together, a few at a time, by one
+module fixture; each test then checks its own case.
 
-Rows of the bad-input matrix covered elsewhere (library level, same messages):
-  mixed gray/RGB folder converted -- tests/test_data.py::test_folder_mixing_gray_rgb_and_rgba_is_converted_to_channels
-  NPZ/IDX gray <-> RGB converted  -- tests/test_data.py::test_grayscale_to_rgb_repeats_the_channel,
-                                     tests/test_data.py::test_rgb_to_grayscale_uses_luma_weights
-  every data error as DataError   -- tests/test_data.py (test_missing_path_raises_clear_error ...)
-  invalid flags, no run dir made  -- tests/test_cli_train.py::test_invalid_flags_fail_fast_with_one_line
-  non-TFLite file (library)       -- tests/test_export.py::test_non_tflite_file_raises_model_file_error_naming_it
+Rows of the bad-input matrix covered elsewhere:
+  folder mixing gray and RGB converted -- tests/test_data.py::test_folder_mixing_gray_rgb_and_rgba_is_converted_to_channels
+  NPZ/IDX gray <-> RGB converted       -- tests/test_data.py::test_grayscale_to_rgb_repeats_the_channel,
+                                          tests/test_data.py::test_rgb_to_grayscale_uses_luma_weights
+  each data error as a DataError       -- tests/test_data.py (test_missing_path_raises_clear_error, ...)
+  invalid flags create no run dir      -- tests/test_cli_train.py::test_invalid_flags_fail_fast_with_one_line
+  non-TFLite file (library)            -- tests/test_export.py::test_non_tflite_file_raises_model_file_error_naming_it
+  full disk (library)                  -- tests/test_crash_safety.py::test_full_disk_during_atomic_write_keeps_the_old_file_and_leaves_no_temporary
 """
 
 import concurrent.futures
@@ -32,6 +33,8 @@ from tfgan_opt.errors import ConfigError
 
 TRAIN = os.path.join(REPO, "experiments", "train.py")
 EVALUATE = os.path.join(REPO, "experiments", "evaluate.py")
+PIPELINE = os.path.join(REPO, "experiments", "pipeline.py")
+COMPRESS = os.path.join(REPO, "experiments", "compress.py")
 TINY = ["--image_size=8", "--width=4", "--discriminator_width=4", "--latent_dim=4",
         "--batch_size=8", "--steps=2"]
 # Concurrent subprocesses: each spends most of its ~6 s importing TensorFlow on one core.
@@ -126,7 +129,8 @@ def _flag(*flags, message):
 
 # name -> (script, builder(tmp dir) -> (flags, regex the error line must match)).
 CASES = {
-    "missing_dataset": (TRAIN, _missing_dataset),
+    # Through pipeline.py: the other data rows cover train.py; both open the data first.
+    "missing_dataset": (PIPELINE, _missing_dataset),
     "corrupt_png": (TRAIN, _corrupt_png),
     "mixed_sizes": (TRAIN, _mixed_sizes),
     "npz_channels_neither_1_nor_3": (TRAIN, _npz_wrong_channels),
@@ -140,8 +144,23 @@ CASES = {
     "image_size_the_architecture_cannot_make": (
         TRAIN, _flag("--image_size=10", message=r"image_size=10: the dcgan .*multiple of 4")),
     "channels_neither_1_nor_3": (TRAIN, _flag("--channels=2", message=r"channels=2 must be 1 or 3")),
+    "sparsity_one_through_the_pipeline": (
+        PIPELINE, _flag("--target_sparsity=1.0",
+                        message=r"target_sparsity=1\.0 must be in \[0, 1\)")),
+    "negative_sparsity_through_compress": (
+        COMPRESS, _flag("--target_sparsity=-0.1",
+                        message=r"target_sparsity=-0\.1 must be in \[0, 1\)")),
     "non_tflite_file_as_generator": (EVALUATE, _bogus_tflite),
 }
+
+
+def _command(script, run_dir, flags):
+    """The case's own flags come last: absl keeps the last value of a repeated flag."""
+    if script == EVALUATE:
+        return [sys.executable, script, f"--out_dir={run_dir}", "--overwrite", *flags]
+    if script == COMPRESS:  # no --overwrite: it only adds stages to a trained run
+        return [sys.executable, script, f"--run_dir={run_dir}", *flags]
+    return [sys.executable, script, f"--run_dir={run_dir}", "--overwrite", *TINY, *flags]
 
 
 # ----------------------------------------------------------------------------- running
@@ -171,10 +190,7 @@ def _run_case(name, directory):
     flags, message = build(directory)
     run_dir = os.path.join(directory, "run")
     _make_existing_run(run_dir)
-    if script == TRAIN:  # the case's own flags come last: absl keeps a flag's last value
-        command = [sys.executable, script, f"--run_dir={run_dir}", "--overwrite", *TINY, *flags]
-    else:
-        command = [sys.executable, script, f"--out_dir={run_dir}", "--overwrite", *flags]
+    command = _command(script, run_dir, flags)
     env = {**os.environ, "PYTHONPATH": REPO}
     result = subprocess.run(command, capture_output=True, text=True, timeout=_TIMEOUT_S,
                             cwd=REPO, env=env)
@@ -205,7 +221,7 @@ def test_bad_input_fails_with_one_line_and_leaves_the_existing_run_untouched(out
     assert _snapshot(run_dir) == _EXISTING_RUN
 
 
-def test_target_sparsity_outside_zero_to_one_is_refused_naming_the_value():
+def test_prune_config_refuses_target_sparsity_outside_zero_to_one_naming_the_value():
     for value in (1.0, 1.5, -0.1):
         with pytest.raises(ConfigError, match=rf"target_sparsity={value} must be in \[0, 1\)"):
             PruneConfig(target_sparsity=value)

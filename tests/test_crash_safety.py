@@ -258,6 +258,18 @@ def test_switching_a_stage_off_on_an_existing_run_is_refused(tmp_path):
         prepare_run_dir(run_dir, {"train": {"steps": 4}, "prune": None})
 
 
+def test_trainer_reopening_a_run_dir_removes_leftovers_but_not_other_workers_files(
+        tmp_path, tiny_model_config):
+    run_dir = tmp_path / "run"
+    leftovers = _plant_leftovers(str(run_dir))
+    other_worker = run_dir / "tmp_workers" / "worker_1" / "ckpt-3_temp"
+    other_worker.mkdir(parents=True)
+    trainer = _poisoned_trainer(tiny_model_config, steps=1)  # poisons nothing
+    trainer.train(tiny_dataset(), run_dir=str(run_dir))
+    assert not any(os.path.exists(p) for p in leftovers)
+    assert other_worker.is_dir()  # a non-chief may be saving there right now
+
+
 # ----------------------------------------------------------------------------- non-finite
 
 
@@ -299,7 +311,7 @@ def test_in_memory_training_also_checks_weights_at_each_checkpoint_interval(tiny
 @pytest.mark.slow
 def test_training_killed_with_sigkill_resumes_from_its_last_checkpoint_and_finishes(tmp_path):
     run_dir = tmp_path / "run"
-    flags = [f"--run_dir={run_dir}", *TINY, "--steps=150", "--checkpoint_every=5",
+    flags = [f"--run_dir={run_dir}", *TINY, "--steps=100", "--checkpoint_every=5",
              "--log_every=5"]
     checkpoints = run_dir / "train" / "checkpoints"
     _start_and_kill_when(TRAIN, flags, tmp_path / "killed.log",
@@ -312,19 +324,19 @@ def test_training_killed_with_sigkill_resumes_from_its_last_checkpoint_and_finis
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     # Resumed from the last checkpoint there was, so at most one interval (5 steps) was lost.
     assert re.search(rf"Resumed from .*ckpt-{killed_at} \(step {killed_at}\)", rerun.stderr)
-    assert 0 < killed_at < 150
+    assert 0 < killed_at < 100
     assert not any(os.path.exists(p) for p in leftovers)
     _assert_run_dir_complete(str(run_dir))
-    assert read_json(str(run_dir / "train" / "stage.json"))["steps"] == 150
-    assert (run_dir / "train" / "samples" / "step_000150.png").exists()
-    assert _checkpoint_step(tf.train.latest_checkpoint(str(checkpoints))) == 150
+    assert read_json(str(run_dir / "train" / "stage.json"))["steps"] == 100
+    assert (run_dir / "train" / "samples" / "step_000100.png").exists()
+    assert _checkpoint_step(tf.train.latest_checkpoint(str(checkpoints))) == 100
 
 
 @pytest.mark.slow
 def test_pipeline_killed_during_compression_resumes_without_training_again(tmp_path):
     run_dir = tmp_path / "run"
     flags = [f"--run_dir={run_dir}", *TINY, "--steps=4", "--checkpoint_every=2", "--log_every=2",
-             "--recovery_steps=40", "--qat_steps=2", "--pruning_frequency=1",
+             "--recovery_steps=16", "--qat_steps=2", "--pruning_frequency=1",
              "--target_sparsity=0.5", "--formats=float32", "--benchmark_batch=0",
              "--num_samples=16", "--benchmark_runs=2", "--benchmark_rounds=1"]
     train = run_dir / "train"

@@ -189,12 +189,16 @@ def atomic_directory(path):
         raise
 
 
-def sweep_temporaries(directory):
+def sweep_temporaries(directory, skip=()):
     """Removes leftovers of writes that were killed part-way under ``directory``.
 
     Removes our own ``.tmp-*`` files and folders and CheckpointManager's ``ckpt-N_temp`` folders
     (a SIGKILL during ``CheckpointManager.save`` leaves them, while the previous checkpoint stays
     loadable).
+
+    Args:
+      directory: the folder to sweep, recursively.
+      skip: names of subfolders not to enter (another process may be writing there).
 
     Returns:
       The list of removed paths.
@@ -203,6 +207,7 @@ def sweep_temporaries(directory):
     if not os.path.isdir(directory):
         return removed
     for root, dirs, files in os.walk(directory):
+        dirs[:] = [d for d in dirs if d not in skip]
         for name in list(dirs) + files:
             if name.startswith(_TMP_PREFIX) or (name.startswith("ckpt-") and name.endswith("_temp")):
                 full = os.path.join(root, name)

@@ -26,6 +26,7 @@ from tfgan_opt.images import image_grid, save_image_grid
 from tfgan_opt.models.base import kernel_weights
 
 SAMPLE_GRID_SIZE = 64
+_WORKERS_DIR = "tmp_workers"
 
 
 class GANTrainer:
@@ -315,9 +316,13 @@ class GANTrainer:
         if not self.is_chief:
             # MultiWorkerMirroredStrategy needs every worker to save; non-chiefs write to a
             # throw-away directory that is deleted afterwards.
-            checkpoint_dir = os.path.join(run_dir, "tmp_workers", f"worker_{id(self)}")
-        # The chief owns the whole run directory (samples too); a non-chief only its own folder.
-        sweep_temporaries(run_dir if self.is_chief else checkpoint_dir)
+            checkpoint_dir = os.path.join(run_dir, _WORKERS_DIR, f"worker_{id(self)}")
+        # The chief owns the run directory (samples too) apart from the non-chiefs' folders, which
+        # they may be writing to already; a non-chief sweeps only its own.
+        if self.is_chief:
+            sweep_temporaries(run_dir, skip=(_WORKERS_DIR,))
+        else:
+            sweep_temporaries(checkpoint_dir)
         checkpoint = self._checkpoint_object()
         manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir,
                                              max_to_keep=self.config.keep_checkpoints)
