@@ -1,5 +1,6 @@
 """Shared plumbing of the experiment scripts: one-line errors and config building from flags."""
 
+import errno
 import os
 import sys
 
@@ -27,8 +28,32 @@ def usage_error(message):
     return ConfigError(message)
 
 
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_DISK_FULL_TEXTS = tuple(os.strerror(code) for code in _DISK_FULL_ERRNOS)
+
+
+def disk_full_message(error):
+    """One line for an error caused by a full disk or an exhausted quota, else None.
+
+    Python writes raise `OSError` (ENOSPC/EDQUOT; tfgan_opt's atomic writes name the file);
+    TensorFlow's own writers (checkpoints, summaries) raise an ``OpError`` whose message holds
+    the C library's text ("No space left on device") and the file name.
+    """
+    if isinstance(error, OSError) and error.errno in _DISK_FULL_ERRNOS:
+        where = error.filename or "a file"
+        return f"disk full while writing {where}: {error.strerror or os.strerror(error.errno)}"
+    text = str(error).strip()
+    if type(error).__module__.startswith("tensorflow") and any(t in text for t in _DISK_FULL_TEXTS):
+        return f"disk full while writing: {text.splitlines()[0]}"
+    return None
+
+
 def run(main):
-    """Runs ``main`` under absl; a `TfganOptError` becomes one line on stderr and exit status 1."""
+    """Runs ``main`` under absl; a user-fixable error becomes one line on stderr and exit status 1.
+
+    User-fixable: a `TfganOptError`, or a full disk (see `disk_full_message`); every artifact is
+    written atomically, so what was written before the failure is intact and a rerun resumes.
+    """
 
     def guarded(argv):
         logging.set_verbosity(logging.INFO)
@@ -36,6 +61,12 @@ def run(main):
             return main(argv)
         except TfganOptError as error:
             sys.stderr.write(f"error: {error}\n")
+            sys.exit(1)
+        except Exception as error:  # noqa: BLE001 - re-raised unless the disk is full
+            message = disk_full_message(error)
+            if message is None:
+                raise
+            sys.stderr.write(f"error: {message}; free some space and rerun\n")
             sys.exit(1)
 
     app.run(guarded, flags_parser=_parse_flags)

@@ -6,6 +6,7 @@ Flags only ever live under experiments/; the library receives config objects.
 from absl import flags
 
 from tfgan_opt import DataConfig, LossConfig, ModelConfig, TrainConfig
+from tfgan_opt.config import EXPORT_FORMATS
 
 FLAGS = flags.FLAGS
 
@@ -20,7 +21,9 @@ def define_data_flags(default_dataset="digits", image_size=28, batch_size=64):
                         "digits | a TFDS name (mnist, fashion_mnist, cifar10, ...) | idx:<path> | "
                         "npz:<path> | folder:<dir>")
     flags.DEFINE_integer("image_size", image_size, "Square image side the pipeline yields.")
-    flags.DEFINE_integer("channels", 1, "1 (grayscale) or 3 (RGB).")
+    flags.DEFINE_integer("channels", 1, "1 (grayscale) or 3 (RGB). A source with the other count "
+                         "is converted (RGB to luma, gray repeated to RGB); a folder may mix "
+                         "both; arrays with any other channel count are refused.")
     flags.DEFINE_integer("batch_size", batch_size, "Global batch size.")
     flags.DEFINE_string("split", "train", "TFDS split.")
     flags.DEFINE_string("data_dir", None, "TFDS data directory (a prepared one works offline).")
@@ -52,7 +55,8 @@ def define_train_flags(steps=2000):
     flags.DEFINE_integer("log_every", 100, "Steps between progress lines.")
     flags.DEFINE_integer("seed", 0, "Random seed.")
     flags.DEFINE_boolean("deterministic", False, "Enable op determinism (bit-identical reruns).")
-    flags.DEFINE_boolean("check_numerics", True, "Stop on a NaN/Inf loss.")
+    flags.DEFINE_boolean("check_numerics", True, "Stop on a NaN/Inf loss (every step) or weight "
+                         "(every checkpoint, before saving it).")
 
 
 def define_distribute_flags():
@@ -120,6 +124,10 @@ def define_compress_flags(recovery_steps=500, qat_steps=300, num_samples=10_000)
     flags.DEFINE_integer("benchmark_runs", 50, "Timed calls per variant and setting.")
     flags.DEFINE_integer("benchmark_rounds", 5, "Interleaved benchmark rounds.")
     flags.DEFINE_string("cache_dir", None, "Feature-classifier cache (default <run_dir>/feature_cache).")
+    flags.DEFINE_list("formats", list(EXPORT_FORMATS),
+                      "Export formats (comma-separated): " + ", ".join(EXPORT_FORMATS))
+    flags.DEFINE_integer("benchmark_batch", 64, "Also convert each TFLite variant at this batch to "
+                         "time it there (0: batch 1 only).")
 
 
 def _m_by_n():
@@ -148,7 +156,8 @@ def compress_configs():
                                    adversarial_weight=FLAGS.adversarial_weight),
         "quantize": QuantizeConfig(steps=FLAGS.qat_steps, learning_rate=FLAGS.qat_lr,
                                    preserve_sparsity=FLAGS.preserve_sparsity),
-        "export": ExportConfig(seed=FLAGS.seed),
+        "export": ExportConfig(formats=tuple(FLAGS.formats), benchmark_batch=FLAGS.benchmark_batch,
+                               seed=FLAGS.seed),
         "evaluation": EvaluationConfig(num_samples=FLAGS.num_samples,
                                        benchmark_runs=FLAGS.benchmark_runs,
                                        benchmark_rounds=FLAGS.benchmark_rounds,

@@ -28,18 +28,35 @@ flags.DEFINE_integer("seed", 0, "Seed of the latents.")
 FLAGS = _flags.FLAGS
 
 
+def _check_generator_files(paths):
+    """Fails in well under a second on a missing generator or a file that is not TFLite.
+
+    The full checks happen when each generator is loaded; these two need no TensorFlow.
+    """
+    from tfgan_opt.errors import ModelFileError
+    from tfgan_opt.litert import read_tflite  # numpy only
+    for path in paths:
+        if not os.path.exists(path):
+            raise ModelFileError(f"generator {path} does not exist")
+        if path.endswith(".tflite"):
+            read_tflite(path)
+
+
 def main(argv):
     del argv
     if FLAGS.num_samples < 2:
         raise _cli.usage_error(f"num_samples={FLAGS.num_samples} must be at least 2")
     data_config = _flags.data_config().replace(shuffle_buffer=0)
+    _check_generator_files(FLAGS.generator)
     from tfgan_opt import data, evaluate  # imports TensorFlow: only once the flags are valid
 
+    # Every input is loaded before --out_dir is touched, so a bad generator file or dataset fails
+    # without deleting anything, even with --overwrite.
+    functions = [(path, evaluate.load_generator_function(path)) for path in FLAGS.generator]
+    real_images, real_labels = data.load_arrays(data_config)
     rundir.prepare_run_dir(FLAGS.out_dir, {"evaluate": {
         "generators": FLAGS.generator, "data": data_config.to_dict(),
         "num_samples": FLAGS.num_samples, "seed": FLAGS.seed}}, overwrite=FLAGS.overwrite)
-    real_images, real_labels = data.load_arrays(data_config)
-    functions = [(path, evaluate.load_generator_function(path)) for path in FLAGS.generator]
     extractor = evaluate.domain_extractor(
         real_images, real_labels, FLAGS.cache_dir or os.path.join(FLAGS.out_dir, "feature_cache"))
     logging.info("Feature extractor: held-out accuracy %.4f", extractor.accuracy)

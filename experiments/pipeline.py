@@ -29,15 +29,19 @@ def main(argv):
     configs = {"data": _flags.data_config(), "model": _flags.model_config(),
                "loss": _flags.loss_config(), "train": _flags.train_config(),
                **_flags.compress_configs()}
-    from tfgan_opt import pipeline  # imports TensorFlow: only once the flags are valid
+    from tfgan_opt import data, pipeline  # imports TensorFlow: only once the flags are valid
 
     pipeline.check_compatible(configs["data"], configs["model"])
+    # The data is opened before the run directory is touched, so a bad --dataset fails without
+    # deleting anything, even with --overwrite (see experiments/train.py).
+    pipeline.seed_everything(configs["train"])
+    dataset = data.make_dataset(configs["data"])
     rundir.prepare_run_dir(FLAGS.run_dir, {k: v.to_dict() if v else None
                                            for k, v in configs.items()}, overwrite=FLAGS.overwrite)
     report = pipeline.run_pipeline(
         FLAGS.run_dir, configs["data"], configs["model"], configs["loss"], configs["train"],
         configs["prune"], configs["recovery"], configs["quantize"], configs["export"],
-        configs["evaluation"])
+        configs["evaluation"], dataset=dataset)
     logging.info("Report: %s", report)
 
 

@@ -28,16 +28,22 @@ def main(argv):
     del argv
     configs = {"data": _flags.data_config(), "model": _flags.model_config(),
                "loss": _flags.loss_config(), "train": _flags.train_config()}
-    from tfgan_opt import distribute, pipeline  # import TensorFlow: only once flags are valid
+    from tfgan_opt import data, distribute, pipeline  # TensorFlow: only once flags are valid
 
     pipeline.check_compatible(configs["data"], configs["model"])
-    strategy = _flags.make_strategy()
+    strategy = _flags.make_strategy()  # before any other TensorFlow work (logical devices)
+    # The data is opened before the run directory is touched, so a bad --dataset fails without
+    # deleting anything, even with --overwrite. Seeding first gives its shuffle order the global
+    # seed it would get inside train_gan.
+    pipeline.seed_everything(configs["train"])
+    dataset = data.make_dataset(configs["data"])
     # The chief owns the run directory; other workers only read its checkpoints.
     if distribute.is_chief(strategy):
         rundir.prepare_run_dir(FLAGS.run_dir, {k: v.to_dict() for k, v in configs.items()},
                                overwrite=FLAGS.overwrite)
     record = pipeline.train_gan(configs["data"], configs["model"], configs["loss"],
-                                configs["train"], FLAGS.run_dir, strategy=strategy)
+                                configs["train"], FLAGS.run_dir, strategy=strategy,
+                                dataset=dataset)
     logging.info("Generator: %s  samples: %s", record["generator"], record["samples"])
 
 

@@ -11,8 +11,10 @@ TRAIN = os.path.join(REPO, "experiments", "train.py")
 
 
 def _run(*flags, timeout=300):
+    # The worktree's library, not whichever copy is installed (editable) in site-packages.
+    env = {**os.environ, "PYTHONPATH": REPO}
     return subprocess.run([sys.executable, TRAIN, *flags], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+                          timeout=timeout, cwd=REPO, env=env)
 
 
 @pytest.mark.parametrize("flags, message", [

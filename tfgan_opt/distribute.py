@@ -29,7 +29,7 @@ from absl import logging
 from tfgan_opt.errors import ConfigError
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-_TEMP_DIR_PREFIX = "workertemp_"
+WORKER_TEMP_PREFIX = "workertemp_"
 
 
 def make_strategy(name, tpu_address=None, num_cpu_devices=None):
@@ -164,7 +164,7 @@ def worker_temp_dir(run_dir, strategy):
 
 
 def _temp_dir(directory, strategy):
-    return os.path.join(directory, f"{_TEMP_DIR_PREFIX}{task(strategy)[1] or 0}")
+    return os.path.join(directory, f"{WORKER_TEMP_PREFIX}{task(strategy)[1] or 0}")
 
 
 @contextlib.contextmanager

@@ -47,7 +47,8 @@ def seed_everything(train_config):
         tf.config.experimental.enable_op_determinism()
 
 
-def train_gan(data_config, model_config, loss_config, train_config, run_dir, strategy=None):
+def train_gan(data_config, model_config, loss_config, train_config, run_dir, strategy=None,
+              dataset=None):
     """Trains a GAN into ``<run_dir>/train`` (resuming it if interrupted) and saves its networks.
 
     Args:
@@ -57,6 +58,8 @@ def train_gan(data_config, model_config, loss_config, train_config, run_dir, str
         batch norm is synchronized across replicas, so the run trains like one device on the
         global batch. Under MultiWorkerMirroredStrategy every worker calls this with the same
         arguments; only the chief writes into ``run_dir`` (a filesystem all workers share).
+      dataset: ``data.make_dataset(data_config)`` if the caller already opened it (to check the
+        data before touching the run directory); None opens it here.
 
     Returns:
       The stage record: paths of ``generator.keras``, ``discriminator.keras`` and the final sample
@@ -70,7 +73,8 @@ def train_gan(data_config, model_config, loss_config, train_config, run_dir, str
     seed_everything(train_config)
     stage_dir = os.path.join(run_dir, TRAIN_STAGE)
     strategy = strategy or tf.distribute.get_strategy()
-    dataset = data_lib.make_dataset(data_config)
+    if dataset is None:
+        dataset = data_lib.make_dataset(data_config)
     with strategy.scope():
         generator = models.build_generator(
             model_config, seed=train_config.seed,
@@ -305,13 +309,16 @@ def compress_run(run_dir, data_config, loss_config, train_config, model_config, 
 
 def run_pipeline(run_dir, data_config, model_config, loss_config, train_config, prune_config,
                  recovery_config, quantize_config, export_config, evaluation_config,
-                 strategy=None):
+                 strategy=None, dataset=None):
     """The whole pipeline: `train_gan`, then `compress_run`. Completed stages are skipped.
+
+    ``dataset``: the training pipeline if the caller already opened it (see `train_gan`).
 
     Returns:
       Path of ``<run_dir>/report.md``.
     """
-    train_gan(data_config, model_config, loss_config, train_config, run_dir, strategy=strategy)
+    train_gan(data_config, model_config, loss_config, train_config, run_dir, strategy=strategy,
+              dataset=dataset)
     return compress_run(run_dir, data_config, loss_config, train_config, model_config,
                         prune_config, recovery_config, quantize_config, export_config,
                         evaluation_config)

@@ -15,6 +15,7 @@ CONFIG_FILE = "config.json"
 STAGE_FILE = "stage.json"
 # Keys that may change between reruns without starting over: extending a run is a resume.
 RESUMABLE_CHANGES = frozenset({"train.steps", "train.log_every"})
+_SECTION = "<section>"
 
 
 def _flatten(tree, prefix=""):
@@ -22,6 +23,9 @@ def _flatten(tree, prefix=""):
     for key, value in tree.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
+            # The section itself is a key too, so a section switched off (``"prune": null``,
+            # --noprune) conflicts with one that was on instead of sharing no key with it.
+            flat[name] = _SECTION
             flat.update(_flatten(value, name + "."))
         else:
             flat[name] = list(value) if isinstance(value, tuple) else value

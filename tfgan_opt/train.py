@@ -101,7 +101,8 @@ class GANTrainer:
           A list of dicts, one per logged step: ``step``, ``d_loss``, ``g_loss``, ... floats.
 
         Raises:
-          NonFiniteError: a loss became NaN or Inf; the last good checkpoint is kept.
+          NonFiniteError: a loss became NaN or Inf (checked every step), or a weight did (checked
+            at every checkpoint, before saving); the last good checkpoint is kept.
         """
         manager, writer = self._open_run_dir(run_dir)
         start = int(self.step.numpy())
@@ -322,7 +323,9 @@ class GANTrainer:
             return None, None
         checkpoint_dir = os.path.join(run_dir, "checkpoints")
         if self.is_chief:
-            sweep_temporaries(checkpoint_dir)
+            # The chief owns the run directory apart from the non-chiefs' temporary folders,
+            # which they may be writing to already.
+            sweep_temporaries(run_dir, skip=(distribute.WORKER_TEMP_PREFIX,))
         checkpoint = self._checkpoint_object()
         # Every worker restores the chief's latest checkpoint, so all resume at the same step; only
         # the chief saves through this manager (see `_save`).
@@ -359,19 +362,50 @@ class GANTrainer:
         for callback in self.callbacks:
             with self.strategy.scope():
                 callback.on_epoch_end(step)
+        if self.config.check_numerics:
+            # After the callbacks (tfmot applies its masks there) and before saving, so a
+            # checkpoint on disk never holds a NaN/Inf that the loss check has not seen yet
+            # (the last update before a checkpoint only shows in the next step's loss).
+            self._check_weights_finite(step, manager)
         if manager is None:
             return
-        self._save(manager, step)
         # Drawing samples reads the batch-norm moving statistics, an all-reduce across workers
         # under MultiWorkerMirroredStrategy: every worker draws them, only the chief writes them.
+        # The grid is written before the checkpoint: a kill between the two leaves a grid whose
+        # step is redone (and rewritten) on resume, never a checkpoint without one.
         samples = self.sample_grid()
-        if not self.is_chief:
+        if self.is_chief:
+            save_image_grid(os.path.join(run_dir, "samples", f"step_{step:06d}.png"), samples,
+                            scale=2)
+            if writer is not None:
+                with writer.as_default(step=step):
+                    tf.summary.image("samples", image_grid(samples)[None], max_outputs=1)
+                writer.flush()
+        self._save(manager, step)
+
+    def _checkpointed_variables(self):
+        """(network name, float variables) of everything a checkpoint saves."""
+        groups = [("generator", self.generator.network.weights),
+                  ("discriminator", self.discriminator.network.weights),
+                  ("generator optimizer", self.generator_optimizer.variables()),
+                  ("discriminator optimizer", self.discriminator_optimizer.variables())]
+        if self.ema_network is not None:
+            groups.append(("EMA generator", self.ema_network.weights))
+        return [(name, [v for v in variables if v.dtype.is_floating])
+                for name, variables in groups]
+
+    def _check_weights_finite(self, step, manager):
+        """Raises `NonFiniteError` naming the variables that hold a NaN or Inf at ``step``."""
+        bad = [f"{group} {variable.name}" for group, variables in self._checkpointed_variables()
+               for variable in variables if not np.isfinite(variable.numpy()).all()]
+        if not bad:
             return
-        save_image_grid(os.path.join(run_dir, "samples", f"step_{step:06d}.png"), samples, scale=2)
-        if writer is not None:
-            with writer.as_default(step=step):
-                tf.summary.image("samples", image_grid(samples)[None], max_outputs=1)
-            writer.flush()
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        kept = manager.latest_checkpoint if manager else None
+        raise NonFiniteError(
+            f"non-finite weights ({shown}) at step {step}; training stopped before saving"
+            + (f", last good checkpoint kept: {kept}" if kept else "")
+            + " (try a lower learning rate or another loss)")
 
     def _save(self, manager, step):
         # Saving takes part in collectives under MultiWorkerMirroredStrategy, so every worker saves;

@@ -1,9 +1,8 @@
 """Generator and discriminator families, one registry entry per architecture."""
 
 import os
-import tempfile
 
-from tfgan_opt.artifacts import atomic_write_bytes
+from tfgan_opt.artifacts import atomic_file
 from tfgan_opt.compat import keras
 from tfgan_opt.errors import ModelFileError
 
@@ -44,11 +43,10 @@ def save_network(model, path):
 
     The file is written atomically; `load_generator` / `load_discriminator` restore the model.
     """
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp_file = os.path.join(tmp, "network.keras")
-        model.network.save(tmp_file)
-        with open(tmp_file, "rb") as f:
-            atomic_write_bytes(path, f.read())
+    # Written next to ``path`` rather than in the system temp folder: a kill leaves a ``.tmp-``
+    # leftover that the run directory's sweep removes, and a full disk is the run's disk.
+    with atomic_file(path) as tmp_path:
+        model.network.save(tmp_path)
 
 
 save_generator = save_network
