@@ -21,6 +21,12 @@ def _parse_flags(argv):
         sys.exit(2)
 
 
+def usage_error(message):
+    """A one-line error for a flag value the config objects do not check."""
+    from tfgan_opt.errors import ConfigError
+    return ConfigError(message)
+
+
 def run(main):
     """Runs ``main`` under absl; a `TfganOptError` becomes one line on stderr and exit status 1."""
 
