@@ -151,6 +151,7 @@ def test_weight_pruned_generator_is_rejected_before_any_work():
 def test_channel_prune_gan_returns_a_folded_narrow_generator_fine_tuned_by_recovery():
     generator, discriminator = _trained_looking_gan("mlp")
     _, _, model_config = testing.tiny_gan("mlp")
+    generator.network.trainable = False  # as a saved EMA generator is
     before = [w.copy() for w in generator.get_weights()]
     student, _ = channels.channel_prune_gan(
         generator, discriminator, testing.fake_image_dataset(model_config),

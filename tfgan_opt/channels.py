@@ -274,6 +274,9 @@ def channel_prune_gan(generator, discriminator, dataset, channel_config, recover
     # Folded so the student trains as it runs (see recover.RecoveryTrainer); scored unfolded so
     # that 'bn_scale' sees the BN layers.
     student = fold_batch_norm(narrow_with_config(generator, channel_config, discriminator))
+    # A saved EMA generator (GANTrainer.final_generator) has every layer frozen, which would
+    # leave the student with no trainable variable and recovery silently doing nothing.
+    student.network.trainable = True
     student = recover(student, generator, discriminator, dataset, recovery_config, loss_config,
                       run_dir=run_dir, train_config=train_config)
     return student, discriminator
