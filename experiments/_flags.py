@@ -80,3 +80,59 @@ def train_config():
                        checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every,
                        seed=FLAGS.seed, deterministic=FLAGS.deterministic,
                        check_numerics=FLAGS.check_numerics)
+
+
+def define_compress_flags(recovery_steps=500, qat_steps=300, num_samples=10_000):
+    flags.DEFINE_boolean("prune", True, "Prune the generator (False: QAT of the dense one).")
+    flags.DEFINE_float("target_sparsity", 0.8, "Final fraction of zero weights, in [0, 1).")
+    flags.DEFINE_string("pruning_schedule", "polynomial", "polynomial | constant")
+    flags.DEFINE_string("prune_mode", "finetune", "finetune (prune a trained GAN) | during "
+                        "(train a fresh GAN while pruning)")
+    flags.DEFINE_integer("pruning_frequency", 50, "Steps between mask updates.")
+    flags.DEFINE_string("block_m_by_n", None, "m:n structured sparsity, e.g. 2:4 (Dense/Conv2D).")
+    flags.DEFINE_integer("recovery_steps", recovery_steps, "Distillation fine-tune steps.")
+    flags.DEFINE_float("recovery_lr", 1e-4, "Recovery learning rate.")
+    flags.DEFINE_float("distill_weight", 10.0, "Weight of L1 on images (student vs dense).")
+    flags.DEFINE_float("feature_distill_weight", 1.0, "Weight of L1 on discriminator features.")
+    flags.DEFINE_float("adversarial_weight", 1.0, "Weight of the adversarial loss in recovery.")
+    flags.DEFINE_integer("qat_steps", qat_steps, "Quantization-aware fine-tune steps.")
+    flags.DEFINE_float("qat_lr", 5e-5, "QAT learning rate.")
+    flags.DEFINE_boolean("preserve_sparsity", True, "Keep pruned weights at zero through QAT.")
+    flags.DEFINE_integer("num_samples", num_samples, "Generated samples per variant for metrics.")
+    flags.DEFINE_integer("benchmark_runs", 50, "Timed calls per variant and setting.")
+    flags.DEFINE_integer("benchmark_rounds", 5, "Interleaved benchmark rounds.")
+    flags.DEFINE_string("cache_dir", None, "Feature-classifier cache (default <run_dir>/feature_cache).")
+
+
+def _m_by_n():
+    if not FLAGS.block_m_by_n:
+        return None
+    try:
+        m, n = (int(v) for v in FLAGS.block_m_by_n.split(":"))
+    except ValueError:
+        from tfgan_opt import ConfigError
+        raise ConfigError(f"block_m_by_n={FLAGS.block_m_by_n!r} must look like 2:4") from None
+    return (m, n)
+
+
+def compress_configs():
+    """The compression-side configs: {prune (None if --noprune), recovery, quantize, export, evaluation}."""
+    from tfgan_opt import (EvaluationConfig, ExportConfig, PruneConfig, QuantizeConfig,
+                           RecoveryConfig)
+    prune = PruneConfig(target_sparsity=FLAGS.target_sparsity, schedule=FLAGS.pruning_schedule,
+                        mode=FLAGS.prune_mode, frequency=FLAGS.pruning_frequency,
+                        block_m_by_n=_m_by_n()) if FLAGS.prune else None
+    return {
+        "prune": prune,
+        "recovery": RecoveryConfig(steps=FLAGS.recovery_steps, learning_rate=FLAGS.recovery_lr,
+                                   distill_weight=FLAGS.distill_weight,
+                                   feature_distill_weight=FLAGS.feature_distill_weight,
+                                   adversarial_weight=FLAGS.adversarial_weight),
+        "quantize": QuantizeConfig(steps=FLAGS.qat_steps, learning_rate=FLAGS.qat_lr,
+                                   preserve_sparsity=FLAGS.preserve_sparsity),
+        "export": ExportConfig(seed=FLAGS.seed),
+        "evaluation": EvaluationConfig(num_samples=FLAGS.num_samples,
+                                       benchmark_runs=FLAGS.benchmark_runs,
+                                       benchmark_rounds=FLAGS.benchmark_rounds,
+                                       cache_dir=FLAGS.cache_dir, seed=FLAGS.seed),
+    }

@@ -3,8 +3,8 @@
 This module only re-exports the public API; importing it does no work.
 """
 
-from tfgan_opt.config import (DataConfig, ExportConfig, LossConfig, ModelConfig, PruneConfig,
-                              QuantizeConfig, RecoveryConfig, TrainConfig)
+from tfgan_opt.config import (DataConfig, EvaluationConfig, ExportConfig, LossConfig, ModelConfig,
+                              PruneConfig, QuantizeConfig, RecoveryConfig, TrainConfig)
 from tfgan_opt.errors import (ConfigError, DataError, ModelFileError, NonFiniteError, RunDirError,
                               TfganOptError)
 

@@ -290,12 +290,15 @@ class ExportConfig(_Config):
       representative_samples: latent vectors used to calibrate full-integer quantization.
       verify_samples: latent vectors used to compare each file with the Keras generator.
       seed: seed of those latent vectors.
+      benchmark_batch: also convert each TFLite variant at this batch, to time it there
+        (0: batch 1 only).
     """
 
     formats: Tuple[str, ...] = EXPORT_FORMATS
     representative_samples: int = 256
     verify_samples: int = 64
     seed: int = 0
+    benchmark_batch: int = 64
 
     def __post_init__(self):
         _check(len(self.formats) > 0, "formats must name at least one export format")
@@ -304,6 +307,32 @@ class ExportConfig(_Config):
         _check(self.representative_samples >= 1,
                f"representative_samples={self.representative_samples} must be positive")
         _check(self.verify_samples >= 1, f"verify_samples={self.verify_samples} must be positive")
+        _check(self.benchmark_batch >= 0, f"benchmark_batch={self.benchmark_batch} must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig(_Config):
+    """How the pipeline measures the variants it produced.
+
+    Attributes:
+      num_samples: generated images per variant for the quality metrics.
+      benchmark_runs: timed calls per variant and setting (interleaved over ``benchmark_rounds``).
+      benchmark_rounds: interleaved rounds of the latency benchmark.
+      cache_dir: feature-classifier cache (None: ``<run_dir>/feature_cache``).
+      seed: seed of the evaluation latents.
+    """
+
+    num_samples: int = 10_000
+    benchmark_runs: int = 50
+    benchmark_rounds: int = 5
+    cache_dir: Optional[str] = None
+    seed: int = 0
+
+    def __post_init__(self):
+        _check(self.num_samples >= 2, f"num_samples={self.num_samples} must be at least 2")
+        _check(self.benchmark_runs >= 1, f"benchmark_runs={self.benchmark_runs} must be positive")
+        _check(1 <= self.benchmark_rounds <= self.benchmark_runs,
+               f"benchmark_rounds={self.benchmark_rounds} must be in [1, benchmark_runs]")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,12 +15,18 @@ from absl import logging
 from tfgan_opt import data as data_lib
 from tfgan_opt import models
 from tfgan_opt.compat import keras
-from tfgan_opt.errors import ConfigError
+from tfgan_opt.errors import ConfigError, RunDirError
 from tfgan_opt.images import save_image_grid
 from tfgan_opt.rundir import mark_stage_done, stage_done
 from tfgan_opt.train import GANTrainer
 
 TRAIN_STAGE = "train"
+PRUNE_STAGE = "prune"
+QAT_STAGE = "qat"
+EXPORT_STAGE = "export"
+BENCHMARK_STAGE = "benchmark"
+EVALUATE_STAGE = "evaluate"
+REPORT_STAGE = "report"
 
 
 def check_compatible(data_config, model_config):
@@ -82,3 +88,235 @@ def train_gan(data_config, model_config, loss_config, train_config, run_dir, str
     mark_stage_done(run_dir, TRAIN_STAGE, record)
     logging.info("Stage 'train' done in %.1f s; samples: %s", wall, record["samples"])
     return record
+
+
+def _run_stage(run_dir, stage, build):
+    """Runs ``build(stage_dir) -> record`` unless ``stage`` already completed; returns the record."""
+    done = stage_done(run_dir, stage)
+    if done is not None:
+        logging.info("Stage '%s' already done; skipping.", stage)
+        return done
+    logging.info("===== Stage '%s' =====", stage)
+    start = time.time()
+    stage_dir = os.path.join(run_dir, stage)
+    os.makedirs(stage_dir, exist_ok=True)
+    record = build(stage_dir)
+    record["wall_seconds"] = round(time.time() - start, 1)
+    mark_stage_done(run_dir, stage, record)
+    logging.info("Stage '%s' done in %.1f s.", stage, record["wall_seconds"])
+    return record
+
+
+def _stage_train_config(train_config, steps):
+    # Recovery and QAT checkpoint a few times per run so a kill loses little, and use no EMA.
+    every = max(1, min(train_config.checkpoint_every, max(steps, 1) // 4 or 1))
+    return train_config.replace(checkpoint_every=every, log_every=min(train_config.log_every, every),
+                                ema_decay=0.0)
+
+
+def prune_stage(run_dir, data_config, model_config, loss_config, train_config, prune_config,
+                recovery_config):
+    """Prunes the trained generator with tfmot (and recovers it); writes ``prune/generator.keras``.
+
+    ``finetune`` mode prunes a BN-folded copy of the trained generator and fine-tunes it with
+    distillation from the dense one; ``during`` mode trains a fresh GAN while pruning it.
+    """
+    from tfgan_opt import prune
+
+    def build(stage_dir):
+        dataset = data_lib.make_dataset(data_config)
+        trained = _load_trained(run_dir)
+        if prune_config.mode == "during":
+            generator = models.build_generator(model_config, seed=train_config.seed)
+            discriminator = models.build_discriminator(model_config, seed=train_config.seed)
+            base = train_config.replace(ema_decay=0.0)
+        else:
+            generator, discriminator = trained
+            base = _stage_train_config(train_config, recovery_config.steps)
+        pruned, discriminator = prune.prune_gan(
+            generator, discriminator, dataset, prune_config, loss_config, train_config=base,
+            recovery_config=recovery_config, run_dir=os.path.join(stage_dir, "trainer"))
+        return _save_stage_models(stage_dir, pruned, discriminator,
+                                  {"sparsity": prune.sparsity_report(pruned)})
+
+    return _run_stage(run_dir, PRUNE_STAGE, build)
+
+
+def qat_stage(run_dir, data_config, loss_config, train_config, quantize_config, recovery_config):
+    """Quantization-aware fine-tune of the pruned (else the trained) generator, sparsity kept.
+
+    Writes ``qat/generator.keras`` and records the sparsity before and after QAT.
+    """
+    from tfgan_opt import prune, quantize
+
+    def build(stage_dir):
+        dense, discriminator = _load_trained(run_dir)
+        student = dense
+        if stage_done(run_dir, PRUNE_STAGE):
+            student = models.load_generator(os.path.join(run_dir, PRUNE_STAGE, "generator.keras"))
+            discriminator = models.load_discriminator(
+                os.path.join(run_dir, PRUNE_STAGE, "discriminator.keras"))
+        before = prune.sparsity_report(student)["sparsity"]
+        qat = quantize.quantize_aware_finetune(
+            student, dense, discriminator, data_lib.make_dataset(data_config), quantize_config,
+            loss_config, recovery_config=recovery_config,
+            run_dir=os.path.join(stage_dir, "trainer"),
+            train_config=_stage_train_config(train_config, quantize_config.steps))
+        after = prune.sparsity_report(qat)
+        if after["sparsity"] < before - 0.01:
+            logging.warning("QAT lost sparsity: %.3f before, %.3f after", before, after["sparsity"])
+        return _save_stage_models(stage_dir, qat, None, {"sparsity_before": before,
+                                                         "sparsity": after})
+
+    return _run_stage(run_dir, QAT_STAGE, build)
+
+
+def _load_trained(run_dir):
+    stage_dir = os.path.join(run_dir, TRAIN_STAGE)
+    return (models.load_generator(os.path.join(stage_dir, "generator.keras")),
+            models.load_discriminator(os.path.join(stage_dir, "discriminator.keras")))
+
+
+def _save_stage_models(stage_dir, generator, discriminator, record):
+    record["generator"] = os.path.join(stage_dir, "generator.keras")
+    models.save_network(generator, record["generator"])
+    if discriminator is not None:
+        record["discriminator"] = os.path.join(stage_dir, "discriminator.keras")
+        models.save_network(discriminator, record["discriminator"])
+    save_image_grid(os.path.join(stage_dir, "samples.png"), generator.generate(64, seed=0), scale=3)
+    return record
+
+
+def load_stage_generators(run_dir):
+    """The generators the completed stages produced: ``dense``, ``pruned``, ``qat``."""
+    generators = {"dense": _load_trained(run_dir)[0]}
+    for key, stage in (("pruned", PRUNE_STAGE), ("qat", QAT_STAGE)):
+        if stage_done(run_dir, stage):
+            generators[key] = models.load_generator(os.path.join(run_dir, stage, "generator.keras"))
+    return generators
+
+
+def export_stage(run_dir, export_config):
+    """Exports every variant to TFLite (and the dense SavedModel) and verifies each file."""
+    from tfgan_opt import deploy, export
+
+    def build(stage_dir):
+        generators = load_stage_generators(run_dir)
+        records = deploy.variant_records(generators, export_config.formats)
+        deploy.export_variants(records, generators, stage_dir, export_config)
+        deploy.verify_variants(records, generators, export_config)
+        saved_model = export.export_saved_model(generators["dense"],
+                                                os.path.join(stage_dir, "saved_model"),
+                                                export_config)
+        return {"variants": records, "saved_model": saved_model,
+                "saved_model_check": export.verify_saved_model(saved_model, generators["dense"],
+                                                               export_config)}
+
+    return _run_stage(run_dir, EXPORT_STAGE, build)
+
+
+def benchmark_stage(run_dir, export_config, evaluation_config):
+    """File sizes and interleaved latency of every exported variant."""
+    from tfgan_opt import deploy
+
+    def build(stage_dir):
+        del stage_dir
+        records = stage_done(run_dir, EXPORT_STAGE)["variants"]
+        deploy.benchmark_variants(records, load_stage_generators(run_dir),
+                                  export_config.benchmark_batch, evaluation_config.benchmark_runs,
+                                  evaluation_config.benchmark_rounds)
+        return {"variants": records}
+
+    return _run_stage(run_dir, BENCHMARK_STAGE, build)
+
+
+def evaluate_stage(run_dir, data_config, evaluation_config):
+    """Sample quality of every variant, the real-vs-real floor and an untrained baseline."""
+    from tfgan_opt import deploy, evaluate
+
+    def build(stage_dir):
+        records = stage_done(run_dir, BENCHMARK_STAGE)["variants"]
+        generators = load_stage_generators(run_dir)
+        real_images, real_labels = data_lib.load_arrays(data_config.replace(shuffle_buffer=0))
+        extractor = evaluate.domain_extractor(
+            real_images, real_labels,
+            evaluation_config.cache_dir or os.path.join(run_dir, "feature_cache"))
+        num = min(evaluation_config.num_samples, max(2, len(real_images)))
+        deploy.evaluate_variants(records, generators, extractor, real_images, real_labels, num,
+                                 stage_dir, evaluation_config.seed)
+        untrained = evaluate.untrained_like(generators["dense"], evaluation_config.seed)
+        untrained_images = evaluate.generate(evaluate.KerasGeneratorFunction(untrained), num,
+                                             evaluation_config.seed)
+        return {"variants": records, "num_real": len(real_images), "num_samples": num,
+                "classifier_accuracy": extractor.accuracy,
+                "data": data_lib.describe_source(data_config),
+                "floor": evaluate.noise_floor(extractor, real_images, real_labels,
+                                              evaluation_config.seed),
+                "untrained": evaluate.evaluate_images(extractor, real_images, real_labels,
+                                                      untrained_images, evaluation_config.seed)}
+
+    return _run_stage(run_dir, EVALUATE_STAGE, build)
+
+
+def report_stage(run_dir):
+    """Writes ``report.md`` (tables, sample grids, size-vs-quality plot) and ``summary.json``."""
+    from tfgan_opt import pipeline_report
+
+    def build(stage_dir):
+        del stage_dir
+        path = pipeline_report.write_pipeline_report(run_dir)
+        return {"report": path}
+
+    return _run_stage(run_dir, REPORT_STAGE, build)
+
+
+def compress_run(run_dir, data_config, loss_config, train_config, model_config, prune_config,
+                 recovery_config, quantize_config, export_config, evaluation_config):
+    """The stages after training: prune + recover -> QAT -> export + verify -> benchmark ->
+    evaluate -> report, on a run directory whose train stage is done. ``prune_config`` None skips
+    pruning (QAT of the dense generator).
+
+    Returns:
+      Path of ``<run_dir>/report.md``.
+    """
+    if not stage_done(run_dir, TRAIN_STAGE):
+        raise RunDirError(f"{run_dir} has no trained GAN (train/stage.json); train it first with "
+                          "experiments/train.py or run experiments/pipeline.py")
+    if prune_config is not None:
+        prune_stage(run_dir, data_config, model_config, loss_config, train_config, prune_config,
+                    recovery_config)
+    qat_stage(run_dir, data_config, loss_config, train_config, quantize_config, recovery_config)
+    export_stage(run_dir, export_config)
+    benchmark_stage(run_dir, export_config, evaluation_config)
+    evaluate_stage(run_dir, data_config, evaluation_config)
+    return report_stage(run_dir)["report"]
+
+
+def run_pipeline(run_dir, data_config, model_config, loss_config, train_config, prune_config,
+                 recovery_config, quantize_config, export_config, evaluation_config,
+                 strategy=None):
+    """The whole pipeline: `train_gan`, then `compress_run`. Completed stages are skipped.
+
+    Returns:
+      Path of ``<run_dir>/report.md``.
+    """
+    train_gan(data_config, model_config, loss_config, train_config, run_dir, strategy=strategy)
+    return compress_run(run_dir, data_config, loss_config, train_config, model_config,
+                        prune_config, recovery_config, quantize_config, export_config,
+                        evaluation_config)
+
+
+def load_run_configs(run_dir):
+    """The data, model, loss and train configs recorded in ``<run_dir>/config.json``."""
+    from tfgan_opt.artifacts import read_json
+    from tfgan_opt.config import DataConfig, LossConfig, ModelConfig, TrainConfig
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        raise RunDirError(f"{run_dir} is not a tfgan_opt run directory (no config.json)")
+    recorded = read_json(path)
+    classes = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
+    missing = sorted(set(classes) - set(recorded))
+    if missing:
+        raise RunDirError(f"{path} records no {', '.join(missing)} configuration; "
+                          "it was not made by experiments/train.py or pipeline.py")
+    return {name: cls.from_dict(recorded[name]) for name, cls in classes.items()}

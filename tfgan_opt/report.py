@@ -3,7 +3,7 @@
 Stages hand over plain dicts (JSON-able) so the report depends on no model object:
 
 - a *variant* record: ``name``, ``format``, ``file`` (path or None for Keras), ``bytes``,
-  ``gzip_bytes``, ``sparsity``, ``latency_ms`` (dict ``"b1_t1"`` -> ms, ...), ``psnr_db``,
+  ``gzip_bytes``, ``sparsity``, ``latency_ms`` (dict ``"b<batch>_t<threads>"`` -> ms), ``psnr_db``,
   ``max_abs_error``, ``delegate``, ``float_ops``, ``metrics`` (see `metrics`/`features`), ``samples``
   (PNG path).
 - a *floor*: the same metrics for real against real images, so differences can be read.
@@ -46,15 +46,17 @@ def quality_table(rows):
 
 def deployment_table(variants):
     """Markdown table of size, speed and fidelity of each exported variant."""
-    lines = ["| variant | file KiB | gzip KiB | sparsity | ms b1 1t | ms b1 2t | ms b64 1t | "
-             "ms b64 2t | PSNR dB | max err | delegate | float ops |",
-             "|" + "---|" * 12]
+    keys = sorted({k for v in variants for k in (v.get("latency_ms") or {})},
+                  key=lambda k: tuple(int(part[1:]) for part in k.split("_")))
+    lines = ["| variant | file KiB | gzip KiB | sparsity | "
+             + "".join(f"ms {k.replace('_', ' ')} | " for k in keys)
+             + "PSNR dB | max err | delegate | float ops |",
+             "|" + "---|" * (8 + len(keys))]
     for v in variants:
         lat = v.get("latency_ms") or {}
         lines.append("| " + " | ".join([
             v["name"], _fmt(_kib(v.get("bytes"))), _fmt(_kib(v.get("gzip_bytes"))),
-            _fmt(v.get("sparsity"), "{:.2f}"),
-            *(_fmt(lat.get(k), "{:.3f}") for k in ("b1_t1", "b1_t2", "b64_t1", "b64_t2")),
+            _fmt(v.get("sparsity"), "{:.2f}"), *(_fmt(lat.get(k), "{:.3f}") for k in keys),
             _fmt(v.get("psnr_db"), "{:.1f}"), _fmt(v.get("max_abs_error"), "{:.4f}"),
             _fmt(v.get("delegate")), _fmt(v.get("float_ops"))]) + " |")
     return "\n".join(lines)

@@ -1,8 +1,8 @@
 """Run directories: one folder per experiment that records its configuration and its stages.
 
 A run directory holds ``config.json`` (the configuration it was made with). Rerunning with the same
-configuration resumes; a different configuration is refused with `RunDirError` unless the caller
-asks to overwrite. Each completed pipeline stage writes ``<stage>/stage.json``, so a rerun skips it.
+configuration resumes; a different value of a setting is refused with `RunDirError` unless the
+caller asks to overwrite. A command that adds sections (compressing a trained run) extends it. Each completed pipeline stage writes ``<stage>/stage.json``, so a rerun skips it.
 """
 
 import os
@@ -52,10 +52,11 @@ def prepare_run_dir(run_dir, config, overwrite=False):
                                   "(no config.json); choose a new --run_dir or pass --overwrite")
             shutil.rmtree(run_dir)
         else:
-            changed = _changed_keys(read_json(config_path), config)
+            old = read_json(config_path)
+            changed = _changed_keys(old, config)
             if not changed or changed <= RESUMABLE_CHANGES:
                 sweep_temporaries(run_dir)
-                atomic_write_json(config_path, config)
+                atomic_write_json(config_path, {**old, **config})
                 return True
             if not overwrite:
                 shown = ", ".join(sorted(changed)[:4]) + (" ..." if len(changed) > 4 else "")
@@ -68,8 +69,10 @@ def prepare_run_dir(run_dir, config, overwrite=False):
 
 
 def _changed_keys(old, new):
+    # Only settings both configurations name can conflict: a later command that adds sections
+    # (compress.py on a trained run) or names fewer (train.py on a pipeline run) continues it.
     old_flat, new_flat = _flatten(old), _flatten(new)
-    return {k for k in old_flat.keys() | new_flat.keys() if old_flat.get(k) != new_flat.get(k)}
+    return {k for k in old_flat.keys() & new_flat.keys() if old_flat[k] != new_flat[k]}
 
 
 def stage_done(run_dir, stage):

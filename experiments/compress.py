@@ -1,0 +1,38 @@
+"""Compresses the generator of a trained run: prune + recover -> QAT -> export -> verify ->
+benchmark -> evaluate -> report.
+
+    python experiments/train.py --run_dir=runs/mnist --dataset=idx:... --steps=4000
+    python experiments/compress.py --run_dir=runs/mnist --target_sparsity=0.8
+
+The data, model and training settings are read from the run's config.json. Rerunning resumes.
+"""
+
+import _cli
+import _flags
+from absl import flags, logging
+
+from tfgan_opt import rundir
+
+flags.DEFINE_string("run_dir", None, "A run directory with a trained GAN.", required=True)
+flags.DEFINE_integer("seed", 0, "Seed of the export and evaluation latents.")
+_flags.define_compress_flags()
+FLAGS = _flags.FLAGS
+
+
+def main(argv):
+    del argv
+    compress = _flags.compress_configs()
+    from tfgan_opt import pipeline  # imports TensorFlow: only once the flags are valid
+
+    run = pipeline.load_run_configs(FLAGS.run_dir)
+    rundir.prepare_run_dir(FLAGS.run_dir, {k: v.to_dict() if v else None
+                                           for k, v in compress.items()})
+    report = pipeline.compress_run(FLAGS.run_dir, run["data"], run["loss"], run["train"],
+                                   run["model"], compress["prune"], compress["recovery"],
+                                   compress["quantize"], compress["export"],
+                                   compress["evaluation"])
+    logging.info("Report: %s", report)
+
+
+if __name__ == "__main__":
+    _cli.run(main)

@@ -1,0 +1,61 @@
+"""The whole pipeline end to end on tiny models and the offline digits data."""
+
+import os
+
+import numpy as np
+import pytest
+
+from tfgan_opt import (DataConfig, EvaluationConfig, ExportConfig, LossConfig, ModelConfig,
+                       PruneConfig, QuantizeConfig, RecoveryConfig, RunDirError, TrainConfig)
+from tfgan_opt import pipeline
+from tfgan_opt.artifacts import read_json
+from tfgan_opt.rundir import prepare_run_dir
+
+DATA = DataConfig(source="digits", image_size=8, batch_size=16)
+MODEL = ModelConfig(image_size=8, latent_dim=8, width=4, discriminator_width=4)
+STAGES = ("train", "prune", "qat", "export", "benchmark", "evaluate", "report")
+
+
+def _run(run_dir):
+    return pipeline.run_pipeline(
+        run_dir, DATA, MODEL, LossConfig(), TrainConfig(steps=6, log_every=3, checkpoint_every=3),
+        PruneConfig(target_sparsity=0.5, frequency=1), RecoveryConfig(steps=4),
+        QuantizeConfig(steps=3),
+        ExportConfig(formats=("float32", "int8"), representative_samples=8, verify_samples=4,
+                     benchmark_batch=0),
+        EvaluationConfig(num_samples=40, benchmark_runs=2, benchmark_rounds=1))
+
+
+@pytest.mark.slow
+def test_pipeline_runs_every_stage_and_a_rerun_redoes_none(tmp_path):
+    run_dir = str(tmp_path / "run")
+    report = _run(run_dir)
+    for stage in STAGES:
+        assert os.path.exists(os.path.join(run_dir, stage, "stage.json")), stage
+    text = open(report).read()
+    for section in ("Deployment checks", "Deployed variants", "Sample quality", "Sparsity per layer"):
+        assert f"## {section}" in text
+    assert os.path.exists(os.path.join(run_dir, "report_size_vs_quality.png"))
+
+    variants = {v["name"]: v for v in read_json(os.path.join(run_dir, "summary.json"))["variants"]}
+    deployed = variants["pruned+QAT int8"]
+    np.testing.assert_allclose(deployed["sparsity"], 0.5, atol=0.02)  # sparsity survives QAT
+    assert deployed["float_ops"] == 0 and deployed["input_dtype"] == "int8"
+    assert deployed["gzip_bytes"] < variants["dense float32"]["bytes"]
+    assert np.isfinite(deployed["metrics"]["frechet_distance"])
+    assert variants["dense float32"]["psnr_db"] > 60
+
+    stamps = {s: os.path.getmtime(os.path.join(run_dir, s, "stage.json")) for s in STAGES}
+    _run(run_dir)
+    assert stamps == {s: os.path.getmtime(os.path.join(run_dir, s, "stage.json")) for s in STAGES}
+
+
+def test_compressing_a_run_without_a_trained_gan_is_refused(tmp_path):
+    run_dir = str(tmp_path / "run")
+    prepare_run_dir(run_dir, {"data": DATA.to_dict()})
+    with pytest.raises(RunDirError, match="no trained GAN"):
+        pipeline.compress_run(run_dir, DATA, LossConfig(), TrainConfig(), MODEL, None,
+                              RecoveryConfig(), QuantizeConfig(), ExportConfig(),
+                              EvaluationConfig())
+    with pytest.raises(RunDirError, match="records no"):
+        pipeline.load_run_configs(run_dir)

@@ -1,0 +1,115 @@
+"""The pipeline's report: what each stage produced, read from the stage records of a run directory."""
+
+import os
+
+from tfgan_opt import report
+from tfgan_opt.artifacts import atomic_write_json
+from tfgan_opt.rundir import stage_done
+
+DEPLOYED = "pruned+QAT int8"  # the file a phone ships: pruned, quantization-aware trained, int8
+BASELINE = "dense float32"
+
+
+def _by_name(variants):
+    return {v["name"]: v for v in variants}
+
+
+def headline(evaluated):
+    """The numbers a reader wants first: the deployed file against the dense float32 file."""
+    variants = _by_name(evaluated["variants"])
+    deployed, baseline = variants.get(DEPLOYED), variants.get(BASELINE)
+    if deployed is None or baseline is None:
+        return {}
+    fd_dense = variants["dense keras float32"]["metrics"]["frechet_distance"]
+    fd = deployed["metrics"]["frechet_distance"]
+    return {
+        "deployed": DEPLOYED,
+        "sparsity": deployed.get("sparsity"),
+        "size_ratio_gzip": baseline["bytes"] / deployed["gzip_bytes"],
+        "size_ratio_gzip_vs_gzip": baseline["gzip_bytes"] / deployed["gzip_bytes"],
+        "frechet_distance_dense": fd_dense,
+        "frechet_distance_deployed": fd,
+        "frechet_relative_change": (fd - fd_dense) / fd_dense,
+        "classes_covered": deployed["metrics"].get("classes_covered"),
+        "psnr_db_vs_keras": deployed.get("psnr_db"),
+        "int8_speedup_b1_t1": variants["dense int8"]["speedup_vs_float32_tflite"].get("b1_t1"),
+        "deployed_speedup_b1_t1": deployed["speedup_vs_float32_tflite"].get("b1_t1"),
+        "float_ops_in_int8": deployed.get("float_ops"),
+    }
+
+
+def _checks(head):
+    if not head:
+        return "The pipeline ran without a pruned+QAT variant; no deployment checks."
+    rows = [
+        ("deployed file >= 10x smaller than dense float32 (gzip)",
+         f"{head['size_ratio_gzip']:.1f}x", head["size_ratio_gzip"] >= 10),
+        ("Frechet distance within 10% of the dense generator's",
+         f"{100 * head['frechet_relative_change']:+.1f}%", head["frechet_relative_change"] <= 0.10),
+        ("all classes covered", str(head["classes_covered"]), head["classes_covered"] == 10),
+        ("full-int8 >= 1.5x faster than float32 TFLite (batch 1, 1 thread)",
+         f"{head['int8_speedup_b1_t1']:.2f}x", head["int8_speedup_b1_t1"] >= 1.5),
+        ("int8 output vs Keras: PSNR >= 30 dB", f"{head['psnr_db_vs_keras']:.1f} dB",
+         head["psnr_db_vs_keras"] >= 30),
+        ("no float ops in the full-int8 file", str(head["float_ops_in_int8"]),
+         head["float_ops_in_int8"] == 0),
+    ]
+    lines = ["| check | measured | |", "|---|---|---|"]
+    lines += [f"| {name} | {value} | {'met' if ok else 'MISSED'} |" for name, value, ok in rows]
+    return "\n".join(lines)
+
+
+def _sparsity_table(prune_record, qat_record):
+    layers = {}
+    for key, record in (("pruned", prune_record), ("after QAT", qat_record)):
+        report_ = (record or {}).get("sparsity") or {}
+        for layer in report_.get("layers", []):
+            layers.setdefault(layer["layer"], {})[key] = layer["sparsity"]
+    lines = ["| layer | sparsity after pruning | sparsity after QAT |", "|---|---|---|"]
+    for name, values in layers.items():
+        lines.append(f"| {name} | {values.get('pruned', 0):.3f} | {values.get('after QAT', 0):.3f} |")
+    return "\n".join(lines)
+
+
+def write_pipeline_report(run_dir):
+    """Writes ``<run_dir>/report.md``, ``report_size_vs_quality.png`` and ``summary.json``."""
+    trained = stage_done(run_dir, "train")
+    pruned, qat = stage_done(run_dir, "prune"), stage_done(run_dir, "qat")
+    evaluated = stage_done(run_dir, "evaluate")
+    variants = evaluated["variants"]
+    head = headline(evaluated)
+    atomic_write_json(os.path.join(run_dir, "summary.json"), {"headline": head,
+                                                              "variants": variants})
+    plot = report.plot_size_vs_quality(
+        [v for v in variants if v.get("file")],
+        os.path.join(run_dir, "report_size_vs_quality.png"), floor=evaluated["floor"])
+    about = (f"Data: {evaluated['data']}. Quality metrics use {evaluated['num_samples']} generated "
+             f"samples per variant against {evaluated['num_real']} real images, in the feature "
+             f"space of a classifier trained on the real images (held-out accuracy "
+             f"{100 * evaluated['classifier_accuracy']:.2f}%). The real-vs-real row (two disjoint "
+             "halves) is the noise floor. Latencies are medians of interleaved runs on this "
+             "machine; compare ratios, not absolute milliseconds.")
+    quality_rows = [("real vs real (floor)", evaluated["floor"]),
+                    ("untrained generator", evaluated["untrained"])]
+    quality_rows += [(v["name"], v["metrics"]) for v in variants]
+    sections = [
+        ("Summary", about),
+        ("Deployment checks", _checks(head)),
+        ("Size vs quality", [("gzip size against Frechet distance", plot)]),
+        ("Deployed variants", report.deployment_table(variants)),
+        ("Sample quality", report.quality_table(quality_rows)),
+        ("Sparsity per layer", _sparsity_table(pruned, qat)),
+        ("Training", f"{trained['steps']} steps; last logged metrics: "
+                     f"{_short(trained.get('last_metrics'))}."),
+        ("Samples", [("trained generator (Keras)", trained["samples"])]
+         + [(v["name"], v["samples"]) for v in variants]),
+    ]
+    return report.write_report(os.path.join(run_dir, "report.md"), "tfgan_opt pipeline report",
+                               sections)
+
+
+def _short(metrics):
+    if not metrics:
+        return "none (resumed a finished run)"
+    return ", ".join(f"{k} {v:.3f}" for k, v in sorted(metrics.items())
+                     if k.endswith("loss") and isinstance(v, float))
