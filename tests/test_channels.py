@@ -165,3 +165,23 @@ def test_channel_prune_gan_returns_a_folded_narrow_generator_fine_tuned_by_recov
     assert np.max(np.abs(student(z).numpy() - untrained(z).numpy())) > 1e-6
     for old, new in zip(before, generator.get_weights()):
         np.testing.assert_array_equal(old, new)
+
+
+@pytest.mark.parametrize("fmt,min_psnr_db", [("float32", 60.0), ("int8", 25.0)])
+def test_narrowed_folded_generator_exports_to_tflite_that_matches_keras(fmt, min_psnr_db,
+                                                                        tmp_path):
+    from tfgan_opt import export
+    from tfgan_opt.config import ExportConfig
+    generator, _ = _trained_looking_gan("dcgan")
+    narrowed = fold_batch_norm(channels.narrow_channels(generator, HALF["dcgan"]))
+    to_image = narrowed.network.get_layer("to_image")
+    to_image.kernel.assign(to_image.kernel * 40.0)  # outputs over most of [-1, 1], not ~0.01
+    config = ExportConfig(representative_samples=32, verify_samples=16)
+    path = export.export_tflite(narrowed, str(tmp_path / f"{fmt}.tflite"), config, fmt)
+    report = export.verify_tflite(path, narrowed, config)
+    assert report["shape_ok"] and report["delegate"] == "XNNPACK"
+    if fmt == "int8":
+        assert report["num_float_ops"] == 0, report["float_ops"]
+    assert report["psnr_db"] > min_psnr_db, report["psnr_db"]
+    # Outputs that vary: a near-constant image would make any PSNR meaningless.
+    assert report["max"] - report["min"] > 0.5
