@@ -185,3 +185,11 @@ def test_narrowed_folded_generator_exports_to_tflite_that_matches_keras(fmt, min
     assert report["psnr_db"] > min_psnr_db, report["psnr_db"]
     # Outputs that vary: a near-constant image would make any PSNR meaningless.
     assert report["max"] - report["min"] > 0.5
+
+
+def test_channel_prune_config_round_trips_through_json_and_names_every_criterion():
+    import json
+    from tfgan_opt.config import CHANNEL_CRITERIA
+    config = ChannelPruneConfig(ratio={"up1": 0.5, "project": 0.25}, criterion="taylor")
+    assert ChannelPruneConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert sorted(CHANNEL_CRITERIA) == sorted(channels.CRITERIA)
