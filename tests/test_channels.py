@@ -133,6 +133,15 @@ def test_invalid_pruning_request_raises_config_error(kwargs, message):
         channels.channel_prune(generator, **kwargs)
 
 
+@pytest.mark.parametrize("keep,message", [
+    ({"to_image": [0]}, "to_image"), ({"up1": []}, "non-empty"), ({"up1": [8]}, "0..7"),
+    ({"up1": [1, 1]}, "each index once")])
+def test_invalid_channels_to_keep_raise_config_error(keep, message):
+    generator, _ = _trained_looking_gan("dcgan")
+    with pytest.raises(ConfigError, match=message):
+        channels.narrow_channels(generator, keep)
+
+
 def test_bn_scale_on_a_folded_generator_raises_config_error():
     generator, _ = _trained_looking_gan("dcgan", fold=True)
     with pytest.raises(ConfigError, match="BN-folded"):

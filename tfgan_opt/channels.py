@@ -108,9 +108,10 @@ def _slices(groups, keep):
     slices = {}
     for name, channels in keep.items():
         group, channels = by_producer[name], np.asarray(channels, np.int64)
-        if not len(channels) or channels.min() < 0 or channels.max() >= group.channels:
+        if (not len(channels) or channels.min() < 0 or channels.max() >= group.channels
+                or len(np.unique(channels)) != len(channels)):
             raise ConfigError(f"channels to keep of {name} must be a non-empty subset of "
-                              f"0..{group.channels - 1}")
+                              f"0..{group.channels - 1}, each index once")
         units = unit_indices(group, channels)
         slices.setdefault(name, {})["out"] = units
         seen_reshape = False
