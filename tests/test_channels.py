@@ -202,3 +202,38 @@ def test_channel_prune_config_round_trips_through_json_and_names_every_criterion
     config = ChannelPruneConfig(ratio={"up1": 0.5, "project": 0.25}, criterion="taylor")
     assert ChannelPruneConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     assert sorted(CHANNEL_CRITERIA) == sorted(channels.CRITERIA)
+
+
+def _outputs(model, name, z):
+    network = model.network
+    outputs = keras.Model(network.inputs, network.get_layer(name).output)(z, training=False)
+    return outputs.numpy().reshape(-1, outputs.shape[-1]).astype(np.float64)
+
+
+def test_recalibration_matches_the_wide_output_statistics_of_a_layer_without_bn():
+    generator, _ = _trained_looking_gan("mlp")
+    keep = {"dense3": HALF["mlp"]["dense3"]}
+    z = generator.sample_latents(64, seed=5)
+    narrowed = channels.narrow_channels(generator, keep)
+    wide = _outputs(generator, "to_image", z)
+    assert np.max(np.abs(_outputs(narrowed, "to_image", z).std(0) - wide.std(0))) > 1e-2
+    recalibrated = _outputs(channels.recalibrate_channels(narrowed, generator, z), "to_image", z)
+    np.testing.assert_allclose(recalibrated.mean(0), wide.mean(0), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(recalibrated.std(0), wide.std(0), rtol=1e-4, atol=1e-6)
+
+
+def test_recalibration_re_estimates_the_batch_norm_after_a_layer_that_lost_inputs():
+    generator, _ = _trained_looking_gan("dcgan")
+    z = generator.sample_latents(64, seed=5)
+    narrowed = channels.narrow_channels(generator, {"up1": HALF["dcgan"]["up1"]})
+    recalibrated = channels.recalibrate_channels(narrowed, generator, z)
+    norm = recalibrated.network.get_layer("up2_bn")
+    normalized = _outputs(recalibrated, "up2_bn", z)
+    variance = _outputs(recalibrated, "up2", z).var(0)
+    np.testing.assert_allclose(normalized.mean(0), norm.beta.numpy(), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(
+        normalized.std(0), np.abs(norm.gamma.numpy()) * np.sqrt(variance / (
+            variance + norm.epsilon)), rtol=1e-3)
+    # The narrowed generator itself is left alone.
+    assert not np.allclose(narrowed.network.get_layer("up2_bn").moving_mean.numpy(),
+                           norm.moving_mean.numpy())

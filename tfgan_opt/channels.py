@@ -29,7 +29,7 @@ from tfgan_opt.errors import ConfigError
 
 __all__ = ["CRITERIA", "ChannelGroup", "channel_groups", "channel_prune", "channel_prune_gan",
            "count_macs", "mask_channels", "narrow_channels", "narrow_with_config",
-           "select_channels"]
+           "recalibrate_channels", "select_channels"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -69,6 +69,10 @@ def _counts_for_macs(generator, groups, config):
     return _counts_for_ratio(groups, high, config)
 
 
+def _calibration_latents(generator, config):
+    return generator.sample_latents(config.calibration_samples, config.seed)
+
+
 def select_channels(generator, config, discriminator=None):
     """Scores the channels of every group and keeps the most important ones.
 
@@ -89,8 +93,8 @@ def select_channels(generator, config, discriminator=None):
         counts = _counts_for_ratio(groups, config.ratio, config)
     else:
         counts = _counts_for_macs(generator, groups, config)
-    latents = generator.sample_latents(config.calibration_samples, config.seed)
-    scores = CRITERIA[config.criterion](generator, groups, latents, discriminator)
+    scores = CRITERIA[config.criterion](generator, groups, _calibration_latents(generator, config),
+                                        discriminator)
     return {g.producer: np.sort(np.argsort(-scores[g.producer], kind="stable")[:counts[g.producer]])
             for g in groups}
 
@@ -176,6 +180,33 @@ def narrow_channels(generator, keep):
     return generator.with_network(keras.Model(inputs, x, name=network.name))
 
 
+def _copy_network(network):
+    copy = keras.models.clone_model(network)
+    copy.set_weights(network.get_weights())
+    return copy
+
+
+def _zero_removed(network, groups, keep):
+    """Zeroes, in place, the weights that make the channels not in ``keep`` nonzero."""
+    for name, cut in _slices(groups, keep).items():
+        layer = network.get_layer(name)
+        if "out" not in cut or not (is_kernel_layer(layer) or isinstance(
+                layer, keras.layers.BatchNormalization)):
+            continue
+        removed = np.setdiff1d(np.arange(layer.output_shape[-1]), cut["out"])
+        weights = layer.get_weights()
+        if is_kernel_layer(layer):
+            index = [slice(None)] * weights[0].ndim
+            index[output_axis(layer)] = removed
+            weights[0][tuple(index)] = 0.0
+            vectors = range(1, len(weights))
+        else:  # gamma, beta, moving mean; the variance stays positive
+            vectors = range(len(weights) - 1)
+        for i in vectors:
+            weights[i][removed] = 0.0
+        layer.set_weights(weights)
+
+
 def mask_channels(generator, keep):
     """A same-width copy of ``generator`` whose channels not in ``keep`` output exactly zero.
 
@@ -188,29 +219,68 @@ def mask_channels(generator, keep):
     Returns:
       A `Generator` with the same architecture as ``generator`` (unchanged).
     """
-    network = generator.network
-    copy = keras.models.clone_model(network)
-    copy.set_weights(network.get_weights())
-    groups = {g.producer: g for g in channel_groups(generator)}
-    for name, cut in _slices(list(groups.values()), keep).items():
-        layer = copy.get_layer(name)
-        if "out" not in cut or not (is_kernel_layer(layer) or isinstance(
-                layer, keras.layers.BatchNormalization)):
-            continue
-        size = layer.output_shape[-1]
-        removed = np.setdiff1d(np.arange(size), cut["out"])
-        weights = layer.get_weights()
-        if is_kernel_layer(layer):
-            index = [slice(None)] * weights[0].ndim
-            index[output_axis(layer)] = removed
-            weights[0][tuple(index)] = 0.0
-            vectors = range(1, len(weights))
-        else:  # gamma, beta, moving mean; the variance stays positive
-            vectors = range(len(weights) - 1)
-        for i in vectors:
-            weights[i][removed] = 0.0
-        layer.set_weights(weights)
+    copy = _copy_network(generator.network)
+    _zero_removed(copy, channel_groups(generator), keep)
     return generator.with_network(copy)
+
+
+def _flat_outputs(network, name, latents):
+    """Inference-mode output of layer ``name`` over ``latents``, as float64 [positions, units]."""
+    layer = network.get_layer(name)
+    outputs = keras.Model(network.inputs, layer.output)(latents, training=False).numpy()
+    return outputs.reshape(-1, outputs.shape[-1]).astype(np.float64)
+
+
+def _match_statistics(network, reference, consumer, latents):
+    """Re-estimates the BN after ``consumer``, or else matches its per-channel output mean and
+    std to ``reference``'s with a kernel scale and a bias; in place. Returns what was done."""
+    layer = network.get_layer(consumer)
+    following = network.layers[network.layers.index(layer) + 1]
+    outputs = _flat_outputs(network, consumer, latents)
+    if isinstance(following, keras.layers.BatchNormalization):
+        following.moving_mean.assign(outputs.mean(axis=0))
+        following.moving_variance.assign(outputs.var(axis=0))
+        return "bn"
+    if not getattr(layer, "use_bias", False):
+        return None
+    target = _flat_outputs(reference, consumer, latents)
+    std = outputs.std(axis=0)
+    scale = np.where(std > 1e-6, target.std(axis=0) / np.maximum(std, 1e-6), 1.0)
+    shape = [1] * len(layer.kernel.shape)
+    shape[output_axis(layer)] = -1
+    layer.kernel.assign(layer.kernel.numpy() * scale.reshape(shape).astype(np.float32))
+    bias = layer.bias.numpy()
+    layer.bias.assign((target.mean(axis=0) - scale * (outputs.mean(axis=0) - bias)).astype(
+        np.float32))
+    return "mean_std"
+
+
+def recalibrate_channels(narrowed, generator, latents):
+    """Restores the activation statistics that removing channels disturbed.
+
+    A layer that lost input channels outputs less variance and a shifted mean, and the stale
+    statistics of the BatchNormalization after it pass that on, down to greyed, low-contrast
+    images; a recovery fine-tune starting there can collapse to blank images. In network order,
+    each layer that lost inputs gets (1) the BatchNormalization after it re-estimated on
+    ``latents`` (adaptive BN, Li et al. ECCV 2020, "EagleEye"), or without one (2) a per-channel
+    kernel scale and bias making its output mean and std those of ``generator`` (as in the bias
+    correction of Nagel et al. 2019, "Data-Free Quantization").
+
+    Args:
+      narrowed: `Generator` from `narrow_channels` of ``generator`` (unchanged).
+      generator: the wide `Generator` (same layer names).
+      latents: float32 [N, latent_dim].
+
+    Returns:
+      The recalibrated narrow `Generator`.
+    """
+    network = _copy_network(narrowed.network)
+    done = {group.consumer: _match_statistics(network, generator.network, group.consumer,
+                                              latents)
+            for group in channel_groups(narrowed)}
+    logging.info("Recalibrated after channel pruning: %s.",
+                 ", ".join(f"{name} ({how})" for name, how in done.items()))
+    return narrowed.with_network(network)
 
 
 def channel_prune(generator, ratio=None, *, macs_target=None, criterion="l1", discriminator=None,
@@ -228,8 +298,8 @@ def channel_prune(generator, ratio=None, *, macs_target=None, criterion="l1", di
         ``activation`` (mean |activation| over z) or ``taylor`` (|a * dL/da|, needs
         ``discriminator``).
       discriminator: `Discriminator`, for ``taylor``.
-      **options: other `ChannelPruneConfig` fields (``calibration_samples``, ``seed``,
-        ``min_channels``, ``channel_multiple``).
+      **options: other `ChannelPruneConfig` fields (``recalibrate``,
+        ``calibration_samples``, ``seed``, ``min_channels``, ``channel_multiple``).
 
     Returns:
       The narrowed `Generator` (not fine-tuned; see `channel_prune_gan`).
@@ -243,9 +313,13 @@ def channel_prune(generator, ratio=None, *, macs_target=None, criterion="l1", di
 
 
 def narrow_with_config(generator, config, discriminator=None):
-    """`select_channels` then `narrow_channels`, for a `ChannelPruneConfig`; logs the MACs."""
+    """`select_channels`, `narrow_channels`, then optionally `recalibrate_channels`, for a
+    `ChannelPruneConfig`; logs the MACs."""
     keep = select_channels(generator, config, discriminator)
     narrowed = narrow_channels(generator, keep)
+    if config.recalibrate:
+        narrowed = recalibrate_channels(narrowed, generator,
+                                        _calibration_latents(generator, config))
     before, after = count_macs(generator)["macs"], count_macs(narrowed)["macs"]
     logging.info("Channel pruning (%s): %s; MACs %d -> %d (%.2fx fewer).", config.criterion,
                  ", ".join(f"{name} {len(k)}" for name, k in keep.items()), before, after,

@@ -347,8 +347,10 @@ class ChannelPruneConfig(_Config):
       macs_target: fraction of the dense generator's multiply-accumulates to keep, in (0, 1]; a
         uniform ratio meeting it is searched for.
       criterion: channel importance, one of ``CHANNEL_CRITERIA``.
+      recalibrate: restore the activation statistics of the layers that lost input channels
+        (`channels.recalibrate_channels`: BN re-estimation, else mean/std matching).
       calibration_samples: latent vectors the data-aware criteria (``activation``, ``taylor``)
-        average over.
+        and the recalibration average over.
       seed: seed of those latents.
       min_channels: channels every pruned layer keeps at least.
       channel_multiple: kept channel counts are rounded up to a multiple of this (SIMD-friendly
@@ -358,6 +360,7 @@ class ChannelPruneConfig(_Config):
     ratio: Union[float, Dict[str, float], None] = None
     macs_target: Optional[float] = None
     criterion: str = "l1"
+    recalibrate: bool = True
     calibration_samples: int = 256
     seed: int = 0
     min_channels: int = 1
