@@ -61,7 +61,7 @@ def test_narrowed_generator_is_a_plain_generator_that_survives_save_and_load(tmp
 
 def test_count_macs_matches_hand_computation_for_dcgan_before_and_after_narrowing():
     generator, _ = _trained_looking_gan("dcgan")
-    # 8x8 images: s = 2, 4w = 16 channels; kernels 5x5; Conv2DTranspose: H_in * W_in * 25 * in * out.
+    # 8x8 images: s = 2, 4w = 16 channels, 5x5 kernels; Conv2DTranspose: H_in * W_in * 25 * in * out
     expected = {"project": 8 * (2 * 2 * 16), "up1": 2 * 2 * 25 * 16 * 8,
                 "up2": 2 * 2 * 25 * 8 * 4, "to_image": 4 * 4 * 25 * 4 * 1}
     report = channels.count_macs(generator)

@@ -1,4 +1,4 @@
-"""Structured channel pruning: whole channels removed, so the generator gets faster, not smaller only.
+"""Structured channel pruning: whole channels go, so the generator gets faster, not only smaller.
 
 Zeroing single weights shrinks a file but not its latency: TFLite's CPU kernels are dense (an
 80%-sparse int8 DCGAN generator ran slower than the dense one). Removing whole output channels of a

@@ -374,8 +374,8 @@ class ChannelPruneConfig(_Config):
             _check(isinstance(value, (int, float)) and 0 <= value < 1,
                    f"{name}={value!r} must be a fraction of channels to remove, in [0, 1)")
         if self.macs_target is not None:
-            _check(0 < self.macs_target <= 1,
-                   f"macs_target={self.macs_target} must be the fraction of MACs to keep, in (0, 1]")
+            _check(0 < self.macs_target <= 1, f"macs_target={self.macs_target} must be the "
+                   f"fraction of MACs to keep, in (0, 1]")
         _check_choice("criterion", self.criterion, CHANNEL_CRITERIA)
         _check(self.calibration_samples >= 1,
                f"calibration_samples={self.calibration_samples} must be positive")

@@ -9,7 +9,7 @@ the variants interleaved round by round (`benchmark.time_runners`); speed-ups ar
 float32 TFLite file and are medians of per-round ratios, the only thing meaningful on a shared CPU.
 
     PYTHONPATH=. python experiments/benchmarks/bench_channels.py \
-        --out_dir=/work/runs/bench_channels --macs_targets=0.5,0.35,0.25,0.15
+        --out_dir=/work/runs/bench_channels --macs_targets=0.5,0.35,0.25,0.15,0.1
 """
 
 import json
@@ -35,7 +35,8 @@ flags.DEFINE_string("discriminator", f"{SNAPSHOT}/discriminator.keras", "Its dis
 flags.DEFINE_string("dataset", f"idx:{MNIST}", "Real data (DataConfig.source), with labels.")
 flags.DEFINE_string("out_dir", "/work/runs/bench_channels", "Files, logs and the JSON go here.")
 flags.DEFINE_string("cache_dir", "/work/runs/feature_cache", "Feature-classifier cache.")
-flags.DEFINE_list("macs_targets", ["0.5", "0.35", "0.25", "0.15"], "Fractions of MACs to keep.")
+flags.DEFINE_list("macs_targets", ["0.5", "0.35", "0.25", "0.15", "0.1"],
+                  "Fractions of the dense MACs to keep, one frontier point each.")
 flags.DEFINE_enum("criterion", "taylor", sorted(channels.CRITERIA), "Channel importance.")
 flags.DEFINE_integer("recovery_steps", 300, "Recovery fine-tune steps per point.")
 flags.DEFINE_float("learning_rate", 5e-4, "Recovery learning rate.")
@@ -96,7 +97,8 @@ def _table(points, latency, dense_float_fd):
                  f"{latency['dense_float32']['median_ms']:.3f} (f32) | 1.00x | "
                  f"{dense_float_fd:.2f} | - | - | - | - |")
     for p in points:
-        label = "dense int8" if p["name"] == "dense" else f"target {p['name']}, widths {p['widths']}"
+        label = ("dense int8" if p["name"] == "dense"
+                 else f"target {p['name']}, widths {p['widths']}")
         lines.append(
             f"| {label} | {p['macs']:,} | {dense_macs / p['macs']:.2f}x | {p['params']:,} | "
             f"{latency[p['name']]['median_ms']:.3f} | {speedup[p['name']]:.2f}x | "
