@@ -26,6 +26,7 @@ from tfgan_opt.channel_graph import (ChannelGroup, chain_layers, channel_groups,
 from tfgan_opt.compat import keras
 from tfgan_opt.config import ChannelPruneConfig
 from tfgan_opt.errors import ConfigError
+from tfgan_opt.fold import fold_batch_norm
 
 __all__ = ["CRITERIA", "ChannelGroup", "channel_groups", "channel_prune", "channel_prune_gan",
            "count_macs", "mask_channels", "narrow_channels", "narrow_with_config",
@@ -275,9 +276,10 @@ def recalibrate_channels(narrowed, generator, latents):
       The recalibrated narrow `Generator`.
     """
     network = _copy_network(narrowed.network)
+    widths = {group.producer: group.channels for group in channel_groups(generator)}
     done = {group.consumer: _match_statistics(network, generator.network, group.consumer,
                                               latents)
-            for group in channel_groups(narrowed)}
+            for group in channel_groups(narrowed) if group.channels < widths[group.producer]}
     logging.info("Recalibrated after channel pruning: %s.",
                  ", ".join(f"{name} ({how})" for name, how in done.items()))
     return narrowed.with_network(network)
@@ -344,7 +346,6 @@ def channel_prune_gan(generator, discriminator, dataset, channel_config, recover
     Returns:
       (narrow BN-folded `Generator`, discriminator).
     """
-    from tfgan_opt.fold import fold_batch_norm
     from tfgan_opt.recover import recover  # imports tfmot: only when fine-tuning
     # Folded so the student trains as it runs (see recover.RecoveryTrainer); scored unfolded so
     # that 'bn_scale' sees the BN layers.
