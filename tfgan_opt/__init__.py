@@ -3,8 +3,9 @@
 This module only re-exports the public API; importing it does no work.
 """
 
-from tfgan_opt.config import (DataConfig, EvaluationConfig, ExportConfig, LossConfig, ModelConfig,
-                              PruneConfig, QuantizeConfig, RecoveryConfig, TrainConfig)
+from tfgan_opt.config import (ChannelPruneConfig, DataConfig, EvaluationConfig, ExportConfig,
+                              LossConfig, ModelConfig, PruneConfig, QuantizeConfig, RecoveryConfig,
+                              TrainConfig)
 from tfgan_opt.errors import (ConfigError, DataError, ModelFileError, NonFiniteError, RunDirError,
                               TfganOptError)
 
