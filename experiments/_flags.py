@@ -120,6 +120,10 @@ def define_compress_flags(recovery_steps=500, qat_steps=300, num_samples=10_000)
     flags.DEFINE_integer("qat_steps", qat_steps, "Quantization-aware fine-tune steps.")
     flags.DEFINE_float("qat_lr", 5e-5, "QAT learning rate.")
     flags.DEFINE_boolean("preserve_sparsity", True, "Keep pruned weights at zero through QAT.")
+    flags.DEFINE_float("channel_macs_target", None, "Remove whole generator channels until this "
+                       "fraction of the MACs is left, in (0, 1] (default: no channel pruning).")
+    flags.DEFINE_string("channel_criterion", "taylor", "Channel importance: l1 | bn_scale | "
+                        "activation | taylor.")
     flags.DEFINE_integer("num_samples", num_samples, "Generated samples per variant for metrics.")
     flags.DEFINE_integer("benchmark_runs", 50, "Timed calls per variant and setting.")
     flags.DEFINE_integer("benchmark_rounds", 5, "Interleaved benchmark rounds.")
@@ -148,7 +152,12 @@ def compress_configs():
     prune = PruneConfig(target_sparsity=FLAGS.target_sparsity, schedule=FLAGS.pruning_schedule,
                         mode=FLAGS.prune_mode, frequency=FLAGS.pruning_frequency,
                         block_m_by_n=_m_by_n()) if FLAGS.prune else None
+    from tfgan_opt.config import ChannelPruneConfig
+    channels = (ChannelPruneConfig(macs_target=FLAGS.channel_macs_target,
+                                   criterion=FLAGS.channel_criterion)
+                if FLAGS.channel_macs_target is not None else None)
     return {
+        "channels": channels,
         "prune": prune,
         "recovery": RecoveryConfig(steps=FLAGS.recovery_steps, learning_rate=FLAGS.recovery_lr,
                                    distill_weight=FLAGS.distill_weight,

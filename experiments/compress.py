@@ -30,7 +30,7 @@ def main(argv):
     report = pipeline.compress_run(FLAGS.run_dir, run["data"], run["loss"], run["train"],
                                    run["model"], compress["prune"], compress["recovery"],
                                    compress["quantize"], compress["export"],
-                                   compress["evaluation"])
+                                   compress["evaluation"], compress["channels"])
     logging.info("Report: %s", report)
 
 

@@ -41,7 +41,7 @@ def main(argv):
     report = pipeline.run_pipeline(
         FLAGS.run_dir, configs["data"], configs["model"], configs["loss"], configs["train"],
         configs["prune"], configs["recovery"], configs["quantize"], configs["export"],
-        configs["evaluation"], dataset=dataset)
+        configs["evaluation"], dataset=dataset, channel_config=configs["channels"])
     logging.info("Report: %s", report)
 
 

@@ -16,14 +16,15 @@ MODEL = ModelConfig(image_size=8, latent_dim=8, width=4, discriminator_width=4)
 STAGES = ("train", "prune", "qat", "export", "benchmark", "evaluate", "report")
 
 
-def _run(run_dir):
+def _run(run_dir, channel_config=None):
     return pipeline.run_pipeline(
         run_dir, DATA, MODEL, LossConfig(), TrainConfig(steps=6, log_every=3, checkpoint_every=3),
         PruneConfig(target_sparsity=0.5, frequency=1), RecoveryConfig(steps=4),
         QuantizeConfig(steps=3),
         ExportConfig(formats=("float32", "int8"), representative_samples=8, verify_samples=4,
                      benchmark_batch=0),
-        EvaluationConfig(num_samples=40, benchmark_runs=2, benchmark_rounds=1))
+        EvaluationConfig(num_samples=40, benchmark_runs=2, benchmark_rounds=1),
+        channel_config=channel_config)
 
 
 @pytest.mark.slow
@@ -59,3 +60,18 @@ def test_compressing_a_run_without_a_trained_gan_is_refused(tmp_path):
                               EvaluationConfig())
     with pytest.raises(RunDirError, match="records no"):
         pipeline.load_run_configs(run_dir)
+
+
+@pytest.mark.slow
+def test_pipeline_with_channel_pruning_ships_a_narrower_generator_with_fewer_macs(tmp_path):
+    from tfgan_opt.config import ChannelPruneConfig
+    run_dir = str(tmp_path / "run")
+    report = _run(run_dir, ChannelPruneConfig(macs_target=0.5, criterion="l1"))
+    variants = {v["name"]: v for v in read_json(os.path.join(run_dir, "summary.json"))["variants"]}
+    dense_macs = variants["dense float32"]["macs"]
+    assert variants["channel-pruned float32"]["macs"] <= 0.5 * dense_macs
+    # Weight pruning and QAT start from the narrow generator: the shipped file keeps its MACs.
+    assert variants["pruned+QAT int8"]["macs"] == variants["channel-pruned float32"]["macs"]
+    np.testing.assert_allclose(variants["pruned+QAT int8"]["sparsity"], 0.5, atol=0.03)
+    assert variants["channel-pruned int8"]["float_ops"] == 0
+    assert "## MACs and parameters per layer" in open(report).read()

@@ -24,6 +24,8 @@ DEFAULT_VARIANTS = (
     ("dense dynamic-range", "dense", "dynamic_range"),
     ("dense int8", "dense", "int8"),
     ("dense int8 float-io", "dense", "int8_float_io"),
+    ("channel-pruned float32", "narrow", "float32"),
+    ("channel-pruned int8", "narrow", "int8"),
     ("pruned float32", "pruned", "float32"),
     ("pruned keras float32", "pruned", "keras"),
     ("pruned+QAT int8", "qat", "int8"),
@@ -44,8 +46,21 @@ def variant_records(generators, formats, variants=DEFAULT_VARIANTS):
         if model in generators and (fmt == "keras" or fmt in formats):
             sparsity = prune.sparsity_report(generators[model])["sparsity"]
             records.append({"name": name, "model": model, "format": fmt, "file": None,
-                            "sparsity": round(float(sparsity), 4)})
+                            "sparsity": round(float(sparsity), 4),
+                            "macs": model_macs(generators, model)})
     return records
+
+
+def model_macs(generators, model):
+    """Multiply-accumulates of one forward pass at batch 1 of ``generators[model]``.
+
+    A QAT network's wrapped layers are not counted by `channel_graph.count_macs`; it computes what
+    its float source does (the pruned, else the channel-pruned, else the dense generator).
+    """
+    from tfgan_opt.channel_graph import count_macs
+    if model == "qat":
+        model = next(key for key in ("pruned", "narrow", "dense") if key in generators)
+    return int(count_macs(generators[model])["macs"])
 
 
 def export_variants(records, generators, out_dir, export_config):

@@ -22,6 +22,7 @@ from tfgan_opt.rundir import mark_stage_done, stage_done
 from tfgan_opt.train import GANTrainer
 
 TRAIN_STAGE = "train"
+CHANNELS_STAGE = "channels"
 PRUNE_STAGE = "prune"
 QAT_STAGE = "qat"
 EXPORT_STAGE = "export"
@@ -129,6 +130,36 @@ def _stage_train_config(train_config, steps):
                                 ema_decay=0.0)
 
 
+def channels_stage(run_dir, data_config, loss_config, train_config, channel_config,
+                   recovery_config):
+    """Removes whole channels of the trained generator (a narrower, faster network) and recovers it
+    by distillation from the dense one; writes ``channels/generator.keras`` and the MACs."""
+    from tfgan_opt import channels
+
+    def build(stage_dir):
+        dense, discriminator = _load_trained(run_dir)
+        narrow, discriminator = channels.channel_prune_gan(
+            dense, discriminator, data_lib.make_dataset(data_config), channel_config,
+            recovery_config, loss_config, run_dir=os.path.join(stage_dir, "trainer"),
+            train_config=_stage_train_config(train_config, recovery_config.steps))
+        return _save_stage_models(stage_dir, narrow, discriminator, {
+            "macs_dense": channels.count_macs(dense), "macs": channels.count_macs(narrow)})
+
+    return _run_stage(run_dir, CHANNELS_STAGE, build)
+
+
+def _compressed_base(run_dir):
+    """The generator and discriminator the next compression stage starts from: the latest of
+    channels -> prune that completed, else the trained ones."""
+    generator, discriminator = _load_trained(run_dir)
+    for stage in (CHANNELS_STAGE, PRUNE_STAGE):
+        if stage_done(run_dir, stage):
+            generator = models.load_generator(os.path.join(run_dir, stage, "generator.keras"))
+            discriminator = models.load_discriminator(
+                os.path.join(run_dir, stage, "discriminator.keras"))
+    return generator, discriminator
+
+
 def prune_stage(run_dir, data_config, model_config, loss_config, train_config, prune_config,
                 recovery_config):
     """Prunes the trained generator with tfmot (and recovers it); writes ``prune/generator.keras``.
@@ -146,7 +177,8 @@ def prune_stage(run_dir, data_config, model_config, loss_config, train_config, p
             discriminator = models.build_discriminator(model_config, seed=train_config.seed)
             base = train_config.replace(ema_decay=0.0)
         else:
-            generator, discriminator = trained
+            # After channel pruning the narrow generator is both the base and the teacher.
+            generator, discriminator = _compressed_base(run_dir)
             base = _stage_train_config(train_config, recovery_config.steps)
         pruned, discriminator = prune.prune_gan(
             generator, discriminator, dataset, prune_config, loss_config, train_config=base,
@@ -165,12 +197,8 @@ def qat_stage(run_dir, data_config, loss_config, train_config, quantize_config, 
     from tfgan_opt import prune, quantize
 
     def build(stage_dir):
-        dense, discriminator = _load_trained(run_dir)
-        student = dense
-        if stage_done(run_dir, PRUNE_STAGE):
-            student = models.load_generator(os.path.join(run_dir, PRUNE_STAGE, "generator.keras"))
-            discriminator = models.load_discriminator(
-                os.path.join(run_dir, PRUNE_STAGE, "discriminator.keras"))
+        dense = _load_trained(run_dir)[0]
+        student, discriminator = _compressed_base(run_dir)
         before = prune.sparsity_report(student)["sparsity"]
         qat = quantize.quantize_aware_finetune(
             student, dense, discriminator, data_lib.make_dataset(data_config), quantize_config,
@@ -203,9 +231,9 @@ def _save_stage_models(stage_dir, generator, discriminator, record):
 
 
 def load_stage_generators(run_dir):
-    """The generators the completed stages produced: ``dense``, ``pruned``, ``qat``."""
+    """The generators the completed stages produced: ``dense``, ``narrow``, ``pruned``, ``qat``."""
     generators = {"dense": _load_trained(run_dir)[0]}
-    for key, stage in (("pruned", PRUNE_STAGE), ("qat", QAT_STAGE)):
+    for key, stage in (("narrow", CHANNELS_STAGE), ("pruned", PRUNE_STAGE), ("qat", QAT_STAGE)):
         if stage_done(run_dir, stage):
             generators[key] = models.load_generator(os.path.join(run_dir, stage, "generator.keras"))
     return generators
@@ -286,10 +314,12 @@ def report_stage(run_dir):
 
 
 def compress_run(run_dir, data_config, loss_config, train_config, model_config, prune_config,
-                 recovery_config, quantize_config, export_config, evaluation_config):
-    """The stages after training: prune + recover -> QAT -> export + verify -> benchmark ->
-    evaluate -> report, on a run directory whose train stage is done. ``prune_config`` None skips
-    pruning (QAT of the dense generator).
+                 recovery_config, quantize_config, export_config, evaluation_config,
+                 channel_config=None):
+    """The stages after training: [channel pruning + recover ->] prune + recover -> QAT ->
+    export + verify -> benchmark -> evaluate -> report, on a run directory whose train stage is
+    done. ``channel_config`` None skips channel pruning; ``prune_config`` None skips weight pruning
+    (QAT of the dense or narrow generator).
 
     Returns:
       Path of ``<run_dir>/report.md``.
@@ -297,6 +327,9 @@ def compress_run(run_dir, data_config, loss_config, train_config, model_config, 
     if not stage_done(run_dir, TRAIN_STAGE):
         raise RunDirError(f"{run_dir} has no trained GAN (train/stage.json); train it first with "
                           "experiments/train.py or run experiments/pipeline.py")
+    if channel_config is not None:
+        channels_stage(run_dir, data_config, loss_config, train_config, channel_config,
+                       recovery_config)
     if prune_config is not None:
         prune_stage(run_dir, data_config, model_config, loss_config, train_config, prune_config,
                     recovery_config)
@@ -309,7 +342,7 @@ def compress_run(run_dir, data_config, loss_config, train_config, model_config, 
 
 def run_pipeline(run_dir, data_config, model_config, loss_config, train_config, prune_config,
                  recovery_config, quantize_config, export_config, evaluation_config,
-                 strategy=None, dataset=None):
+                 strategy=None, dataset=None, channel_config=None):
     """The whole pipeline: `train_gan`, then `compress_run`. Completed stages are skipped.
 
     ``dataset``: the training pipeline if the caller already opened it (see `train_gan`).
@@ -321,7 +354,7 @@ def run_pipeline(run_dir, data_config, model_config, loss_config, train_config, 
               dataset=dataset)
     return compress_run(run_dir, data_config, loss_config, train_config, model_config,
                         prune_config, recovery_config, quantize_config, export_config,
-                        evaluation_config)
+                        evaluation_config, channel_config)
 
 
 def load_run_configs(run_dir):

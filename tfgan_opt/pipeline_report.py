@@ -71,6 +71,24 @@ def _sparsity_table(prune_record, qat_record):
     return "\n".join(lines)
 
 
+def _macs_table(channels_record):
+    if not channels_record:
+        return ("Channel pruning was not run (pass --channel_macs_target to remove whole channels: "
+                "weight sparsity alone shrinks files but does not speed up TFLite's dense kernels).")
+    narrow = {row["layer"]: row for row in channels_record["macs"]["layers"]}
+    lines = ["| layer | type | MACs dense | MACs channel-pruned | params dense | params channel-pruned |",
+             "|---|---|---|---|---|---|"]
+    for row in channels_record["macs_dense"]["layers"]:
+        other = narrow.get(row["layer"], {})
+        lines.append(f"| {row['layer']} | {row['type']} | {row['macs']:,} | "
+                     f"{other.get('macs', 0):,} | {row['params']:,} | {other.get('params', 0):,} |")
+    dense, small = channels_record["macs_dense"], channels_record["macs"]
+    lines.append(f"| total | | {dense['macs']:,} | {small['macs']:,} ({dense['macs'] / small['macs']:.2f}x "
+                 f"fewer) | {dense['params']:,} | {small['params']:,} |")
+    return ("Channel-pruned layers are BN-folded, so their BatchNormalization rows are gone.\n\n"
+            + "\n".join(lines))
+
+
 def write_pipeline_report(run_dir):
     """Writes ``<run_dir>/report.md``, ``report_size_vs_quality.png`` and ``summary.json``."""
     trained = stage_done(run_dir, "train")
@@ -99,6 +117,7 @@ def write_pipeline_report(run_dir):
         ("Deployed variants", report.deployment_table(variants)),
         ("Sample quality", report.quality_table(quality_rows)),
         ("Sparsity per layer", _sparsity_table(pruned, qat)),
+        ("MACs and parameters per layer", _macs_table(stage_done(run_dir, "channels"))),
         ("Training", f"{trained['steps']} steps; last logged metrics: "
                      f"{_short(trained.get('last_metrics'))}."),
         ("Samples", [("trained generator (Keras)", trained["samples"])]

@@ -48,14 +48,15 @@ def deployment_table(variants):
     """Markdown table of size, speed and fidelity of each exported variant."""
     keys = sorted({k for v in variants for k in (v.get("latency_ms") or {})},
                   key=lambda k: tuple(int(part[1:]) for part in k.split("_")))
-    lines = ["| variant | file KiB | gzip KiB | sparsity | "
+    lines = ["| variant | MMACs | file KiB | gzip KiB | sparsity | "
              + "".join(f"ms {k.replace('_', ' ')} | " for k in keys)
              + "PSNR dB | max err | delegate | float ops |",
-             "|" + "---|" * (8 + len(keys))]
+             "|" + "---|" * (9 + len(keys))]
     for v in variants:
         lat = v.get("latency_ms") or {}
         lines.append("| " + " | ".join([
-            v["name"], _fmt(_kib(v.get("bytes"))), _fmt(_kib(v.get("gzip_bytes"))),
+            v["name"], _fmt(None if v.get("macs") is None else v["macs"] / 1e6, "{:.2f}"),
+            _fmt(_kib(v.get("bytes"))), _fmt(_kib(v.get("gzip_bytes"))),
             _fmt(v.get("sparsity"), "{:.2f}"), *(_fmt(lat.get(k), "{:.3f}") for k in keys),
             _fmt(v.get("psnr_db"), "{:.1f}"), _fmt(v.get("max_abs_error"), "{:.4f}"),
             _fmt(v.get("delegate")), _fmt(v.get("float_ops"))]) + " |")
