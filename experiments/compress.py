@@ -25,8 +25,10 @@ def main(argv):
     from tfgan_opt import pipeline  # imports TensorFlow: only once the flags are valid
 
     run = pipeline.load_run_configs(FLAGS.run_dir)
-    rundir.prepare_run_dir(FLAGS.run_dir, {k: v.to_dict() if v else None
-                                           for k, v in compress.items()})
+    rundir.prepare_run_dir(
+        FLAGS.run_dir, {k: v.to_dict() if v else None for k, v in compress.items()},
+        remedy="to compress it another way, copy its train/ folder and config.json to a new "
+               "--run_dir and compress that")
     report = pipeline.compress_run(FLAGS.run_dir, run["data"], run["loss"], run["train"],
                                    run["model"], compress["prune"], compress["recovery"],
                                    compress["quantize"], compress["export"],

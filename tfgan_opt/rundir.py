@@ -32,13 +32,15 @@ def _flatten(tree, prefix=""):
     return flat
 
 
-def prepare_run_dir(run_dir, config, overwrite=False):
+def prepare_run_dir(run_dir, config, overwrite=False,
+                    remedy="choose a new --run_dir or pass --overwrite"):
     """Creates or reopens ``run_dir`` for ``config``.
 
     Args:
       run_dir: the run directory path.
       config: JSON-able dict of nested configuration dicts (e.g. ``{"data": {...}, ...}``).
       overwrite: delete an existing run directory whose configuration differs, and start over.
+      remedy: what the refusal tells the user to do instead.
 
     Returns:
       True if an existing run with the same configuration is resumed, False for a new run.
@@ -53,7 +55,7 @@ def prepare_run_dir(run_dir, config, overwrite=False):
         if not os.path.exists(config_path):
             if not overwrite:
                 raise RunDirError(f"run directory {run_dir} exists and is not a tfgan_opt run "
-                                  "(no config.json); choose a new --run_dir or pass --overwrite")
+                                  f"(no config.json); {remedy}")
             shutil.rmtree(run_dir)
         else:
             old = read_json(config_path)
@@ -65,7 +67,7 @@ def prepare_run_dir(run_dir, config, overwrite=False):
             if not overwrite:
                 shown = ", ".join(sorted(changed)[:4]) + (" ..." if len(changed) > 4 else "")
                 raise RunDirError(f"run directory {run_dir} holds a run with another configuration "
-                                  f"({shown} differ); choose a new --run_dir or pass --overwrite")
+                                  f"({shown} differ); {remedy}")
             shutil.rmtree(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     atomic_write_json(config_path, config)
