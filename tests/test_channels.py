@@ -237,3 +237,28 @@ def test_recalibration_re_estimates_the_batch_norm_after_a_layer_that_lost_input
     # The narrowed generator itself is left alone.
     assert not np.allclose(narrowed.network.get_layer("up2_bn").moving_mean.numpy(),
                            norm.moving_mean.numpy())
+
+
+def test_channel_pruned_generator_goes_through_weight_pruning_qat_and_int8_export(tmp_path):
+    from tfgan_opt import export, prune, quantize
+    from tfgan_opt.config import ExportConfig, PruneConfig
+    generator, _ = _trained_looking_gan("dcgan")
+    narrowed = fold_batch_norm(channels.channel_prune(generator, 0.5))
+    to_image = narrowed.network.get_layer("to_image")
+    to_image.kernel.assign(to_image.kernel * 40.0)  # outputs over most of [-1, 1]
+    pruned = prune.apply_pruning(narrowed, PruneConfig(target_sparsity=0.5, schedule="constant",
+                                                       frequency=1), total_steps=1)
+    callbacks = prune.pruning_callbacks(pruned)
+    for callback in callbacks:
+        callback.on_train_begin()
+        callback.on_train_batch_begin(0)
+    pruned(pruned.sample_latents(4), training=True)
+    qat = quantize.apply_qat(prune.strip_pruning(pruned), calibration_samples=32)
+    config = ExportConfig(representative_samples=32, verify_samples=16)
+    report = export.verify_tflite(export.export_tflite(qat, str(tmp_path / "int8.tflite"), config,
+                                                       "int8"), qat, config)
+    assert report["num_float_ops"] == 0 and report["shape_ok"]
+    assert report["psnr_db"] > 25.0, report["psnr_db"]
+    sparsity = {row["layer"]: row["sparsity"] for row in prune.sparsity_report(qat)["layers"]}
+    np.testing.assert_allclose([sparsity["project"], sparsity["up1"], sparsity["up2"]], 0.5,
+                               atol=0.02)
