@@ -171,7 +171,6 @@ def prune_stage(run_dir, data_config, model_config, loss_config, train_config, p
 
     def build(stage_dir):
         dataset = data_lib.make_dataset(data_config)
-        trained = _load_trained(run_dir)
         if prune_config.mode == "during":
             generator = models.build_generator(model_config, seed=train_config.seed)
             discriminator = models.build_discriminator(model_config, seed=train_config.seed)

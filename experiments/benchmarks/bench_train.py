@@ -98,8 +98,8 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     print(f"dataset {FLAGS.dataset}, 28x28 DCGAN width {FLAGS.width}, {FLAGS.steps} steps x "
           f"{FLAGS.rounds} interleaved rounds, median images/s")
-    print(f"| batch | GANTrainer img/s | reference img/s | ratio | data pipeline img/s |")
-    print(f"|---|---|---|---|---|")
+    print("| batch | GANTrainer img/s | reference img/s | ratio | data pipeline img/s |")
+    print("|---|---|---|---|---|")
     for batch_size in map(int, FLAGS.batch_sizes):
         r = measure(batch_size)
         ours, ref = r["tfgan_opt GANTrainer"], r["reference tf.function"]
