@@ -6,13 +6,15 @@ import struct
 
 import numpy as np
 import pytest
+from conftest import MNIST_DIR
 from PIL import Image
 
 from tfgan_opt import data
 from tfgan_opt.config import DataConfig
 from tfgan_opt.errors import DataError
 
-_REAL_MNIST = "/work/shared/data/mnist-t10k/t10k-images-idx3-ubyte.gz"
+# The real MNIST test digits live beside the checkout (../shared), never in the repository.
+_REAL_MNIST = os.path.join(MNIST_DIR, "t10k-images-idx3-ubyte.gz")
 
 
 # ----------------------------------------------------------------------------- helpers
