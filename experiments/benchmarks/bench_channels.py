@@ -9,7 +9,7 @@ the variants interleaved round by round (`benchmark.time_runners`); speed-ups ar
 float32 TFLite file and are medians of per-round ratios, the only thing meaningful on a shared CPU.
 
     PYTHONPATH=. python experiments/benchmarks/bench_channels.py \
-        --out_dir=/work/runs/bench_channels --macs_targets=0.5,0.35,0.25,0.15,0.1
+        --generator=runs/mnist/train/generator.keras --out_dir=runs/bench_channels --macs_targets=0.5,0.35,0.25,0.15,0.1
 """
 
 import json
@@ -27,14 +27,18 @@ from tfgan_opt.fold import fold_batch_norm
 from tfgan_opt.litert import load_tflite_generator
 from tfgan_opt.quantize import quantize_aware_finetune
 
-SNAPSHOT = "/work/runs/mnist_dcgan_train_snapshot"
-MNIST = "/work/shared/data/mnist-t10k/t10k-images-idx3-ubyte.gz"
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The README's MNIST pipeline run, and the real MNIST digits beside the checkout.
+SNAPSHOT = os.path.join(REPO, "runs", "mnist", "train")
+MNIST = os.path.join(REPO, "..", "shared", "data", "mnist-t10k", "t10k-images-idx3-ubyte.gz")
 FLAGS = flags.FLAGS
 flags.DEFINE_string("generator", f"{SNAPSHOT}/generator.keras", "Trained generator (.keras).")
 flags.DEFINE_string("discriminator", f"{SNAPSHOT}/discriminator.keras", "Its discriminator.")
 flags.DEFINE_string("dataset", f"idx:{MNIST}", "Real data (DataConfig.source), with labels.")
-flags.DEFINE_string("out_dir", "/work/runs/bench_channels", "Files, logs and the JSON go here.")
-flags.DEFINE_string("cache_dir", "/work/runs/feature_cache", "Feature-classifier cache.")
+flags.DEFINE_string("out_dir", os.path.join(REPO, "runs", "bench_channels"),
+                    "Files, logs and the JSON go here.")
+flags.DEFINE_string("cache_dir", os.path.join(REPO, "runs", "feature_cache"),
+                    "Feature-classifier cache.")
 flags.DEFINE_list("macs_targets", ["0.5", "0.35", "0.25", "0.15", "0.1"],
                   "Fractions of the dense MACs to keep, one frontier point each.")
 flags.DEFINE_enum("criterion", "taylor", sorted(channels.CRITERIA), "Channel importance.")
