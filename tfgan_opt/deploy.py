@@ -12,7 +12,7 @@ import numpy as np
 from absl import logging
 
 from tfgan_opt import benchmark, export, prune
-from tfgan_opt.evaluate import KerasGeneratorFunction, evaluate_images, generate
+from tfgan_opt.evaluate import KerasGeneratorFunction, evaluate_images, generate, slug
 from tfgan_opt.images import save_image_grid
 
 # (variant name, model key, format). The first tflite float32 row of the dense model is the
@@ -32,10 +32,6 @@ DEFAULT_VARIANTS = (
     ("pruned+QAT int8 float-io", "qat", "int8_float_io"),
 )
 BASELINE = "dense float32"
-
-
-def _slug(name):
-    return "".join(c if c.isalnum() else "_" for c in name.lower())
 
 
 def variant_records(generators, formats, variants=DEFAULT_VARIANTS):
@@ -69,7 +65,7 @@ def export_variants(records, generators, out_dir, export_config):
         if record["format"] == "keras":
             continue
         generator = generators[record["model"]]
-        stem = os.path.join(out_dir, _slug(record["name"]))
+        stem = os.path.join(out_dir, slug(record["name"]))
         record["file"] = export.export_tflite(generator, stem + ".tflite", export_config,
                                               record["format"])
         if export_config.benchmark_batch:
@@ -143,7 +139,7 @@ def evaluate_variants(records, generators, extractor, real_images, real_labels, 
         images = generate(function, num_samples, seed)
         record["metrics"] = evaluate_images(extractor, real_images, real_labels, images, seed)
         record["samples"] = save_image_grid(
-            os.path.join(out_dir, f"samples_{_slug(record['name'])}.png"), images[:64], scale=3)
+            os.path.join(out_dir, f"samples_{slug(record['name'])}.png"), images[:64], scale=3)
         logging.info("Evaluated %s: FD %.3f, classes covered %s", record["name"],
                      record["metrics"]["frechet_distance"], record["metrics"].get("classes_covered"))
     return records

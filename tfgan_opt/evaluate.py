@@ -138,7 +138,7 @@ def write_evaluation(out_dir, data_description, extractor, floor, results, num_r
     """
     grids = []
     for name, _, images in results:
-        path = os.path.join(out_dir, f"samples_{_slug(name)}.png")
+        path = os.path.join(out_dir, f"samples_{slug(name)}.png")
         save_image_grid(path, images[:SAMPLE_GRID], scale=3)
         grids.append((name, path))
     accuracy = getattr(extractor, "accuracy", None)
@@ -160,7 +160,8 @@ def _percent(value):
     return "unknown" if value is None else f"{100 * value:.2f}%"
 
 
-def _slug(name):
+def slug(name):
+    """A file-name-safe form of a model or variant name ("pruned+QAT int8" -> "pruned_qat_int8")."""
     return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
 
 

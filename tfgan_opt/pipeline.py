@@ -151,13 +151,10 @@ def channels_stage(run_dir, data_config, loss_config, train_config, channel_conf
 def _compressed_base(run_dir):
     """The generator and discriminator the next compression stage starts from: the latest of
     channels -> prune that completed, else the trained ones."""
-    generator, discriminator = _load_trained(run_dir)
-    for stage in (CHANNELS_STAGE, PRUNE_STAGE):
-        if stage_done(run_dir, stage):
-            generator = models.load_generator(os.path.join(run_dir, stage, "generator.keras"))
-            discriminator = models.load_discriminator(
-                os.path.join(run_dir, stage, "discriminator.keras"))
-    return generator, discriminator
+    done = [stage for stage in (CHANNELS_STAGE, PRUNE_STAGE) if stage_done(run_dir, stage)]
+    stage_dir = os.path.join(run_dir, done[-1] if done else TRAIN_STAGE)
+    return (models.load_generator(os.path.join(stage_dir, "generator.keras")),
+            models.load_discriminator(os.path.join(stage_dir, "discriminator.keras")))
 
 
 def prune_stage(run_dir, data_config, model_config, loss_config, train_config, prune_config,
@@ -196,7 +193,7 @@ def qat_stage(run_dir, data_config, loss_config, train_config, quantize_config, 
     from tfgan_opt import prune, quantize
 
     def build(stage_dir):
-        dense = _load_trained(run_dir)[0]
+        dense = _trained_generator(run_dir)
         student, discriminator = _compressed_base(run_dir)
         before = prune.sparsity_report(student)["sparsity"]
         qat = quantize.quantize_aware_finetune(
@@ -213,10 +210,13 @@ def qat_stage(run_dir, data_config, loss_config, train_config, quantize_config, 
     return _run_stage(run_dir, QAT_STAGE, build)
 
 
+def _trained_generator(run_dir):
+    return models.load_generator(os.path.join(run_dir, TRAIN_STAGE, "generator.keras"))
+
+
 def _load_trained(run_dir):
-    stage_dir = os.path.join(run_dir, TRAIN_STAGE)
-    return (models.load_generator(os.path.join(stage_dir, "generator.keras")),
-            models.load_discriminator(os.path.join(stage_dir, "discriminator.keras")))
+    return (_trained_generator(run_dir), models.load_discriminator(
+        os.path.join(run_dir, TRAIN_STAGE, "discriminator.keras")))
 
 
 def _save_stage_models(stage_dir, generator, discriminator, record):
@@ -231,7 +231,7 @@ def _save_stage_models(stage_dir, generator, discriminator, record):
 
 def load_stage_generators(run_dir):
     """The generators the completed stages produced: ``dense``, ``narrow``, ``pruned``, ``qat``."""
-    generators = {"dense": _load_trained(run_dir)[0]}
+    generators = {"dense": _trained_generator(run_dir)}
     for key, stage in (("narrow", CHANNELS_STAGE), ("pruned", PRUNE_STAGE), ("qat", QAT_STAGE)):
         if stage_done(run_dir, stage):
             generators[key] = models.load_generator(os.path.join(run_dir, stage, "generator.keras"))
