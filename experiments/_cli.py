@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags, logging
 
-from tfgan_opt.errors import TfganOptError
+from tfgan_opt.core.errors import TfganOptError
 
 
 def _parse_flags(argv):
@@ -24,7 +24,7 @@ def _parse_flags(argv):
 
 def usage_error(message):
     """A one-line error for a flag value the config objects do not check."""
-    from tfgan_opt.errors import ConfigError
+    from tfgan_opt.core.errors import ConfigError
     return ConfigError(message)
 
 

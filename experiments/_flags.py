@@ -5,8 +5,10 @@ Flags only ever live under experiments/; the library receives config objects.
 
 from absl import flags
 
-from tfgan_opt import DataConfig, LossConfig, ModelConfig, TrainConfig
-from tfgan_opt.config import EXPORT_FORMATS
+from tfgan_opt import (ChannelPruneConfig, ConfigError, DataConfig, EvaluationConfig, ExportConfig,
+                       LossConfig, ModelConfig, PipelineConfig, PruneConfig, QuantizeConfig,
+                       RecoveryConfig, TrainConfig)
+from tfgan_opt.core.config import EXPORT_FORMATS
 
 FLAGS = flags.FLAGS
 
@@ -71,7 +73,7 @@ def define_distribute_flags():
 
 def make_strategy():
     """The strategy the distribute flags ask for; call it before any other TensorFlow work."""
-    from tfgan_opt import distribute  # imports TensorFlow: only once the flags are valid
+    from tfgan_opt.training import distribute  # imports TensorFlow: only once the flags are valid
 
     return distribute.make_strategy(FLAGS.strategy, tpu_address=FLAGS.tpu,
                                     num_cpu_devices=FLAGS.cpu_devices)
@@ -102,6 +104,12 @@ def train_config():
                        checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every,
                        seed=FLAGS.seed, deterministic=FLAGS.deterministic,
                        check_numerics=FLAGS.check_numerics)
+
+
+def pipeline_config(**sections):
+    """The `PipelineConfig` of the data, model, loss and train flags, plus ``sections``."""
+    return PipelineConfig(data=data_config(), model=model_config(), loss=loss_config(),
+                          train=train_config(), **sections)
 
 
 def define_compress_flags(recovery_steps=500, qat_steps=300, num_samples=10_000):
@@ -140,19 +148,15 @@ def _m_by_n():
     try:
         m, n = (int(v) for v in FLAGS.block_m_by_n.split(":"))
     except ValueError:
-        from tfgan_opt import ConfigError
         raise ConfigError(f"block_m_by_n={FLAGS.block_m_by_n!r} must look like 2:4") from None
     return (m, n)
 
 
 def compress_configs():
     """The compression-side configs: {prune (None if --noprune), recovery, quantize, export, evaluation}."""
-    from tfgan_opt import (EvaluationConfig, ExportConfig, PruneConfig, QuantizeConfig,
-                           RecoveryConfig)
     prune = PruneConfig(target_sparsity=FLAGS.target_sparsity, schedule=FLAGS.pruning_schedule,
                         mode=FLAGS.prune_mode, frequency=FLAGS.pruning_frequency,
                         block_m_by_n=_m_by_n()) if FLAGS.prune else None
-    from tfgan_opt.config import ChannelPruneConfig
     channels = (ChannelPruneConfig(macs_target=FLAGS.channel_macs_target,
                                    criterion=FLAGS.channel_criterion)
                 if FLAGS.channel_macs_target is not None else None)

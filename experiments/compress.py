@@ -11,7 +11,7 @@ import _cli
 import _flags
 from absl import flags, logging
 
-from tfgan_opt import rundir
+from tfgan_opt.core import rundir
 
 flags.DEFINE_string("run_dir", None, "A run directory with a trained GAN.", required=True)
 flags.DEFINE_integer("seed", 0, "Seed of the export and evaluation latents.")
@@ -22,17 +22,15 @@ FLAGS = _flags.FLAGS
 def main(argv):
     del argv
     compress = _flags.compress_configs()
-    from tfgan_opt import pipeline  # imports TensorFlow: only once the flags are valid
+    from tfgan_opt.core.pipeline_config import COMPRESS_SECTIONS
+    from tfgan_opt.pipeline import stages  # imports TensorFlow: only once the flags are valid
 
-    run = pipeline.load_run_configs(FLAGS.run_dir)
+    config = stages.load_run_config(FLAGS.run_dir).replace(**compress)
     rundir.prepare_run_dir(
-        FLAGS.run_dir, {k: v.to_dict() if v else None for k, v in compress.items()},
+        FLAGS.run_dir, config.to_dict(COMPRESS_SECTIONS),
         remedy="to compress it another way, copy its train/ folder and config.json to a new "
                "--run_dir and compress that")
-    report = pipeline.compress_run(FLAGS.run_dir, run["data"], run["loss"], run["train"],
-                                   run["model"], compress["prune"], compress["recovery"],
-                                   compress["quantize"], compress["export"],
-                                   compress["evaluation"], compress["channels"])
+    report = stages.compress_run(config, run_dir=FLAGS.run_dir)
     logging.info("Report: %s", report)
 
 

@@ -13,7 +13,7 @@ import _cli
 import _flags
 from absl import flags, logging
 
-from tfgan_opt import rundir
+from tfgan_opt.core import rundir
 
 _flags.define_data_flags()
 flags.DEFINE_list("generator", None, "Generators to evaluate: run dirs, .keras, SavedModel dirs or "
@@ -33,8 +33,8 @@ def _check_generator_files(paths):
 
     The full checks happen when each generator is loaded; these two need no TensorFlow.
     """
-    from tfgan_opt.errors import ModelFileError
-    from tfgan_opt.litert import read_tflite  # numpy only
+    from tfgan_opt.core.errors import ModelFileError
+    from tfgan_opt.export.litert import read_tflite  # numpy only
     for path in paths:
         if not os.path.exists(path):
             raise ModelFileError(f"generator {path} does not exist")
@@ -48,31 +48,32 @@ def main(argv):
         raise _cli.usage_error(f"num_samples={FLAGS.num_samples} must be at least 2")
     data_config = _flags.data_config().replace(shuffle_buffer=0)
     _check_generator_files(FLAGS.generator)
-    from tfgan_opt import data, evaluate  # imports TensorFlow: only once the flags are valid
+    from tfgan_opt import data  # imports TensorFlow: only once the flags are valid
+    from tfgan_opt.evaluation import generators
 
     # Every input is loaded before --out_dir is touched, so a bad generator file or dataset fails
     # without deleting anything, even with --overwrite.
-    functions = [(path, evaluate.load_generator_function(path)) for path in FLAGS.generator]
+    functions = [(path, generators.load_generator_function(path)) for path in FLAGS.generator]
     real_images, real_labels = data.load_arrays(data_config)
     rundir.prepare_run_dir(FLAGS.out_dir, {"evaluate": {
         "generators": FLAGS.generator, "data": data_config.to_dict(),
         "num_samples": FLAGS.num_samples, "seed": FLAGS.seed}}, overwrite=FLAGS.overwrite)
-    extractor = evaluate.domain_extractor(
+    extractor = generators.domain_extractor(
         real_images, real_labels, FLAGS.cache_dir or os.path.join(FLAGS.out_dir, "feature_cache"))
     logging.info("Feature extractor: held-out accuracy %.4f", extractor.accuracy)
     results = []
-    keras_functions = [f for _, f in functions if isinstance(f, evaluate.KerasGeneratorFunction)]
+    keras_functions = [f for _, f in functions if isinstance(f, generators.KerasGeneratorFunction)]
     if FLAGS.untrained_baseline and keras_functions:
-        functions.append(("untrained " + FLAGS.generator[0], evaluate.KerasGeneratorFunction(
-            evaluate.untrained_like(keras_functions[0].generator, FLAGS.seed))))
+        functions.append(("untrained " + FLAGS.generator[0], generators.KerasGeneratorFunction(
+            generators.untrained_like(keras_functions[0].generator, FLAGS.seed))))
     for name, function in functions:
-        images = evaluate.generate(function, FLAGS.num_samples, FLAGS.seed)
-        metrics = evaluate.evaluate_images(extractor, real_images, real_labels, images, FLAGS.seed)
+        images = generators.generate(function, FLAGS.num_samples, FLAGS.seed)
+        metrics = generators.evaluate_images(extractor, real_images, real_labels, images, FLAGS.seed)
         logging.info("%s: FD %.3f, classes covered %s", name, metrics["frechet_distance"],
                      metrics.get("classes_covered"))
         results.append((name, metrics, images))
-    floor = evaluate.noise_floor(extractor, real_images, real_labels, FLAGS.seed)
-    report = evaluate.write_evaluation(FLAGS.out_dir, data.describe_source(data_config), extractor,
+    floor = generators.noise_floor(extractor, real_images, real_labels, FLAGS.seed)
+    report = generators.write_evaluation(FLAGS.out_dir, data.describe_source(data_config), extractor,
                                        floor, results, len(real_images))
     logging.info("Report: %s", report)
 

@@ -14,7 +14,7 @@ import _cli
 import _flags
 from absl import logging
 
-from tfgan_opt import rundir
+from tfgan_opt.core import rundir
 
 _flags.define_run_flags()
 _flags.define_data_flags(image_size=16)
@@ -26,22 +26,17 @@ FLAGS = _flags.FLAGS
 
 def main(argv):
     del argv
-    configs = {"data": _flags.data_config(), "model": _flags.model_config(),
-               "loss": _flags.loss_config(), "train": _flags.train_config(),
-               **_flags.compress_configs()}
-    from tfgan_opt import data, pipeline  # imports TensorFlow: only once the flags are valid
+    config = _flags.pipeline_config(**_flags.compress_configs())
+    # Deferred: TensorFlow loads only once the flags are valid.
+    from tfgan_opt import data
+    from tfgan_opt.pipeline import stages
 
-    pipeline.check_compatible(configs["data"], configs["model"])
     # The data is opened before the run directory is touched, so a bad --dataset fails without
     # deleting anything, even with --overwrite (see experiments/train.py).
-    pipeline.seed_everything(configs["train"])
-    dataset = data.make_dataset(configs["data"])
-    rundir.prepare_run_dir(FLAGS.run_dir, {k: v.to_dict() if v else None
-                                           for k, v in configs.items()}, overwrite=FLAGS.overwrite)
-    report = pipeline.run_pipeline(
-        FLAGS.run_dir, configs["data"], configs["model"], configs["loss"], configs["train"],
-        configs["prune"], configs["recovery"], configs["quantize"], configs["export"],
-        configs["evaluation"], dataset=dataset, channel_config=configs["channels"])
+    stages.seed_everything(config.train)
+    dataset = data.make_dataset(config.data)
+    rundir.prepare_run_dir(FLAGS.run_dir, config.to_dict(), overwrite=FLAGS.overwrite)
+    report = stages.run_pipeline(config, run_dir=FLAGS.run_dir, dataset=dataset)
     logging.info("Report: %s", report)
 
 

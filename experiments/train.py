@@ -14,7 +14,7 @@ import _cli
 import _flags
 from absl import logging
 
-from tfgan_opt import rundir
+from tfgan_opt.core import rundir
 
 _flags.define_run_flags()
 _flags.define_data_flags()
@@ -26,24 +26,24 @@ FLAGS = _flags.FLAGS
 
 def main(argv):
     del argv
-    configs = {"data": _flags.data_config(), "model": _flags.model_config(),
-               "loss": _flags.loss_config(), "train": _flags.train_config()}
-    from tfgan_opt import data, distribute, pipeline  # TensorFlow: only once flags are valid
+    config = _flags.pipeline_config()
+    # Deferred: TensorFlow loads only once the flags are valid.
+    from tfgan_opt import data
+    from tfgan_opt.core.pipeline_config import TRAIN_SECTIONS
+    from tfgan_opt.pipeline import stages
+    from tfgan_opt.training import distribute
 
-    pipeline.check_compatible(configs["data"], configs["model"])
     strategy = _flags.make_strategy()  # before any other TensorFlow work (logical devices)
     # The data is opened before the run directory is touched, so a bad --dataset fails without
     # deleting anything, even with --overwrite. Seeding first gives its shuffle order the global
     # seed it would get inside train_gan.
-    pipeline.seed_everything(configs["train"])
-    dataset = data.make_dataset(configs["data"])
+    stages.seed_everything(config.train)
+    dataset = data.make_dataset(config.data)
     # The chief owns the run directory; other workers only read its checkpoints.
     if distribute.is_chief(strategy):
-        rundir.prepare_run_dir(FLAGS.run_dir, {k: v.to_dict() for k, v in configs.items()},
+        rundir.prepare_run_dir(FLAGS.run_dir, config.to_dict(TRAIN_SECTIONS),
                                overwrite=FLAGS.overwrite)
-    record = pipeline.train_gan(configs["data"], configs["model"], configs["loss"],
-                                configs["train"], FLAGS.run_dir, strategy=strategy,
-                                dataset=dataset)
+    record = stages.train_gan(config, run_dir=FLAGS.run_dir, strategy=strategy, dataset=dataset)
     logging.info("Generator: %s  samples: %s", record["generator"], record["samples"])
 
 

@@ -3,10 +3,11 @@
 This module only re-exports the public API; importing it does no work.
 """
 
-from tfgan_opt.config import (ChannelPruneConfig, DataConfig, EvaluationConfig, ExportConfig,
-                              LossConfig, ModelConfig, PruneConfig, QuantizeConfig, RecoveryConfig,
-                              TrainConfig)
-from tfgan_opt.errors import (ConfigError, DataError, ModelFileError, NonFiniteError, RunDirError,
-                              TfganOptError)
+from tfgan_opt.core.config import (ChannelPruneConfig, DataConfig, EvaluationConfig, ExportConfig,
+                                   LossConfig, ModelConfig, PruneConfig, QuantizeConfig,
+                                   RecoveryConfig, TrainConfig)
+from tfgan_opt.core.pipeline_config import PipelineConfig
+from tfgan_opt.core.errors import (ConfigError, DataError, ModelFileError, NonFiniteError,
+                                   RunDirError, TfganOptError)
 
 __version__ = "0.1.0"

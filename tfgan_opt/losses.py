@@ -13,6 +13,8 @@ from typing import Callable
 
 import tensorflow as tf
 
+from tfgan_opt.core.errors import ConfigError
+
 
 def _flat(logits):
     return tf.reshape(logits, [-1])
@@ -116,7 +118,6 @@ LOSSES = {
 
 def get_loss(name):
     """Returns the `GanLoss` registered under ``name`` (see `config.LOSS_NAMES`)."""
-    from tfgan_opt.errors import ConfigError
     if name not in LOSSES:
         raise ConfigError(f"loss={name!r} is not one of {', '.join(LOSSES)}")
     return LOSSES[name]

@@ -4,12 +4,44 @@ Everything here is small enough to build and train for a few steps in well under
 laptop CPU; nothing runs at import time.
 """
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
-from tfgan_opt.compat import keras
-from tfgan_opt.config import LossConfig, ModelConfig, TrainConfig
+from tfgan_opt.compress import prune
+from tfgan_opt.core.compat import keras
+from tfgan_opt.core.config import LossConfig, ModelConfig, TrainConfig
 from tfgan_opt.models import build_discriminator, build_generator
+
+
+# The checkout this package was imported from (tests run the experiment scripts in it), and the
+# real MNIST test digits beside it, when the shared data folder is there.
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MNIST_DIR = os.path.join(REPO, "..", "shared", "data", "mnist-t10k")
+
+
+def tiny_dataset(num=32, size=8, channels=1, batch=8, seed=0):
+    """A repeated tf.data pipeline of uniform random images in [-1, 1] with labels 0..2."""
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(-1, 1, (num, size, size, channels)).astype(np.float32)
+    labels = rng.integers(0, 3, num).astype(np.int64)
+    return tf.data.Dataset.from_tensor_slices((images, labels)).repeat().batch(
+        batch, drop_remainder=True)
+
+
+def apply_masks_once(model):
+    """One training-mode call under the pruning callbacks: computes and applies the masks of a
+    pruning-wrapped `Generator`/`Discriminator`."""
+    callbacks = prune.pruning_callbacks(model)
+    for callback in callbacks:
+        callback.on_train_begin()
+        callback.on_train_batch_begin(0)
+    inputs = (model.sample_latents(4) if hasattr(model, "sample_latents")
+              else np.zeros((4,) + tuple(model.network.input_shape[1:]), np.float32))
+    model(inputs, training=True)
+    for callback in callbacks:
+        callback.on_epoch_end(0)
 
 
 def tiny_model_config(arch="dcgan", image_size=8, width=4, latent_dim=8, channels=1):

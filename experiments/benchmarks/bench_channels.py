@@ -19,13 +19,17 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
-from tfgan_opt import benchmark, channels, data, evaluate, export, models
-from tfgan_opt.artifacts import atomic_write_json
-from tfgan_opt.config import (ChannelPruneConfig, DataConfig, ExportConfig, LossConfig,
+from tfgan_opt import data, models
+from tfgan_opt.export import benchmark
+from tfgan_opt.compress import channels
+from tfgan_opt.evaluation import generators
+from tfgan_opt.export import tflite
+from tfgan_opt.core.artifacts import atomic_write_json
+from tfgan_opt.core.config import (ChannelPruneConfig, DataConfig, ExportConfig, LossConfig,
                               QuantizeConfig, RecoveryConfig, TrainConfig)
-from tfgan_opt.fold import fold_batch_norm
-from tfgan_opt.litert import load_tflite_generator
-from tfgan_opt.quantize import quantize_aware_finetune
+from tfgan_opt.compress.fold import fold_batch_norm
+from tfgan_opt.export.litert import load_tflite_generator
+from tfgan_opt.compress.quantize import quantize_aware_finetune
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # The README's MNIST pipeline run, and the real MNIST digits beside the checkout.
@@ -52,8 +56,8 @@ flags.DEFINE_integer("rounds", 10, "Interleaving rounds.")
 
 
 def _quality(extractor, real, fake_fn):
-    result = evaluate.evaluate_images(extractor, real[0], real[1],
-                                      evaluate.generate(fake_fn, FLAGS.num_samples, seed=1))
+    result = generators.evaluate_images(extractor, real[0], real[1],
+                                      generators.generate(fake_fn, FLAGS.num_samples, seed=1))
     return {"fd": result["frechet_distance"], "classes": result["classes_covered"]}
 
 
@@ -75,11 +79,11 @@ def _point(name, generator, discriminator, dense, real, extractor, dataset):
             LossConfig(), train_config=TrainConfig(log_every=100, checkpoint_every=10**6))
     directory = os.path.join(FLAGS.out_dir, f"macs_{name}")
     models.save_network(generator, os.path.join(directory, "generator.keras"))
-    int8 = export.export_tflite(generator, os.path.join(directory, "int8.tflite"),
+    int8 = tflite.export_tflite(generator, os.path.join(directory, "int8.tflite"),
                                 ExportConfig(), "int8")
     macs = channels.count_macs(generator)
     return {"name": name, "macs": macs["macs"], "params": macs["params"], "int8": int8,
-            "keras": _quality(extractor, real, evaluate.KerasGeneratorFunction(generator)),
+            "keras": _quality(extractor, real, generators.KerasGeneratorFunction(generator)),
             "int8_quality": _quality(extractor, real, load_tflite_generator(int8)),
             "widths": [group.channels for group in channels.channel_groups(generator)],
             "wall_seconds": round(time.time() - start, 1)}
@@ -117,13 +121,13 @@ def main(argv):
     start = time.time()
     os.makedirs(FLAGS.out_dir, exist_ok=True)
     real = data.load_arrays(DataConfig(source=FLAGS.dataset, image_size=28))
-    extractor = evaluate.domain_extractor(real[0], real[1], FLAGS.cache_dir)
+    extractor = generators.domain_extractor(real[0], real[1], FLAGS.cache_dir)
     dataset = data.make_dataset(DataConfig(source=FLAGS.dataset, image_size=28,
                                            batch_size=FLAGS.batch_size))
     dense = models.load_generator(FLAGS.generator)
-    dense_float32 = export.export_tflite(dense, os.path.join(FLAGS.out_dir, "dense_float32.tflite"),
+    dense_float32 = tflite.export_tflite(dense, os.path.join(FLAGS.out_dir, "dense_float32.tflite"),
                                          ExportConfig(), "float32")
-    dense_float_fd = _quality(extractor, real, evaluate.KerasGeneratorFunction(dense))["fd"]
+    dense_float_fd = _quality(extractor, real, generators.KerasGeneratorFunction(dense))["fd"]
     points = []
     for name in ["dense"] + FLAGS.macs_targets:
         # A fresh discriminator per point: recovery trains it.

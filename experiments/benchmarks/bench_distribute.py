@@ -21,9 +21,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
-from tfgan_opt import (DataConfig, LossConfig, ModelConfig, TrainConfig, data,  # noqa: E402
-                       distribute, models)
-from tfgan_opt.train import GANTrainer  # noqa: E402
+from tfgan_opt import DataConfig, LossConfig, ModelConfig, TrainConfig, data, models  # noqa: E402
+from tfgan_opt.training import distribute  # noqa: E402
+from tfgan_opt.training.trainer import GANTrainer  # noqa: E402
 
 MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "mnist-t10k",
                      "t10k-images-idx3-ubyte.gz")

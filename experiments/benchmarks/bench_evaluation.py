@@ -16,7 +16,7 @@ import time
 import numpy as np
 from absl import app, flags
 
-from tfgan_opt import features
+from tfgan_opt.evaluation import features
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("mnist_dir", os.path.join(os.path.dirname(__file__), "..", "..", "..",

@@ -15,9 +15,10 @@ import os
 import numpy as np
 from absl import app, flags
 
-from tfgan_opt import benchmark, export
-from tfgan_opt.artifacts import atomic_write_json
-from tfgan_opt.config import ExportConfig, ModelConfig
+from tfgan_opt.export import benchmark
+from tfgan_opt.export import tflite
+from tfgan_opt.core.artifacts import atomic_write_json
+from tfgan_opt.core.config import ExportConfig, ModelConfig
 from tfgan_opt.models import build_generator
 
 FLAGS = flags.FLAGS
@@ -72,9 +73,9 @@ def _magnitude_prune(generator, sparsity):
 
 def _batch_variants(generator, out_dir, config):
     """Batch-64 files: the batch-1 files have their batch fixed and cannot be resized."""
-    return {fmt: export.export_tflite(
+    return {fmt: tflite.export_tflite(
         generator, os.path.join(out_dir, f"generator_{fmt}_b64.tflite"), config, fmt, batch_size=64)
-        for fmt in export.TFLITE_FORMATS}
+        for fmt in tflite.TFLITE_FORMATS}
 
 
 def _latency(generator, files_by_batch, runs_by_batch):
@@ -154,9 +155,10 @@ def main(argv):
     config = ExportConfig(seed=FLAGS.seed)
     generator = _build(model_config)
     dense_dir = os.path.join(FLAGS.out_dir, "dense")
-    paths = export.export_all(generator, dense_dir, config)
-    reports = export.verify_all(paths, generator, config)
-    files = {1: {fmt: paths[fmt] for fmt in export.TFLITE_FORMATS},
+    paths = {fmt: tflite.export_tflite(generator, os.path.join(dense_dir, f"generator_{fmt}.tflite"),
+                                       config, fmt) for fmt in tflite.TFLITE_FORMATS}
+    reports = {fmt: tflite.verify_tflite(path, generator, config) for fmt, path in paths.items()}
+    files = {1: paths,
              64: _batch_variants(generator, dense_dir, config)}
     latency = _latency(generator, files, {1: FLAGS.runs_batch1, 64: FLAGS.runs_batch64})
 
@@ -166,9 +168,9 @@ def main(argv):
     for fmt in ("float32", "int8"):
         for sparse in (False, True):
             name = f"pruned_{fmt}" + ("_sparse" if sparse else "")
-            pruned_paths[name] = export.export_tflite(
+            pruned_paths[name] = tflite.export_tflite(
                 pruned, os.path.join(pruned_dir, f"{name}.tflite"), config, fmt, sparse=sparse)
-    pruned_reports = {name: export.verify_tflite(path, pruned, config)
+    pruned_reports = {name: tflite.verify_tflite(path, pruned, config)
                       for name, path in pruned_paths.items()}
     pruned_latency = _latency(pruned, {1: {"float32": paths["float32"], "int8": paths["int8"],
                                            **pruned_paths}}, {1: FLAGS.runs_batch1})
@@ -182,7 +184,7 @@ def main(argv):
     latency_header = ["variant"] + [f"b{b} t{t} ms (vs f32 tflite / vs keras)"
                                     for b in BATCHES for t in THREADS]
     _print_table("Median latency per call (keras: TF default threads, shown under t1)",
-                 latency_header, _latency_rows(latency, [KERAS] + list(export.TFLITE_FORMATS)))
+                 latency_header, _latency_rows(latency, [KERAS] + list(tflite.TFLITE_FORMATS)))
     dense_float_bytes = benchmark.file_sizes(paths["float32"])["bytes"]
     rows = _quality_rows(pruned_paths, pruned_reports)
     for row, path in zip(rows, pruned_paths.values()):

@@ -18,8 +18,8 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from tfgan_opt import DataConfig, LossConfig, ModelConfig, TrainConfig, data, models  # noqa: E402
-from tfgan_opt.compat import keras  # noqa: E402
-from tfgan_opt.train import GANTrainer  # noqa: E402
+from tfgan_opt.core.compat import keras  # noqa: E402
+from tfgan_opt.training.trainer import GANTrainer  # noqa: E402
 
 MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "mnist-t10k",
                      "t10k-images-idx3-ubyte.gz")

@@ -2,9 +2,10 @@
 
 import os
 
-from tfgan_opt.artifacts import atomic_file
-from tfgan_opt.compat import keras
-from tfgan_opt.errors import ModelFileError
+from tfgan_opt.core.artifacts import atomic_file
+from tfgan_opt.core.compat import keras
+from tfgan_opt.core.errors import ModelFileError
+from tfgan_opt.core.naming import first_line
 
 from tfgan_opt.models.base import (Discriminator, Generator, _custom_objects, count_params,
                                    kernel_weights)
@@ -49,8 +50,6 @@ def save_network(model, path):
         model.network.save(tmp_path)
 
 
-save_generator = save_network
-
 
 def _load_network(path, kind):
     if not os.path.exists(path):
@@ -58,8 +57,8 @@ def _load_network(path, kind):
     try:
         return keras.models.load_model(path, custom_objects=_custom_objects(), compile=False)
     except Exception as error:  # noqa: BLE001 - any parse failure means "not such a file"
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ModelFileError(f"{path} is not a saved tfgan_opt {kind} ({reason})") from error
+        raise ModelFileError(
+            f"{path} is not a saved tfgan_opt {kind} ({first_line(error)})") from error
 
 
 def load_generator(path):

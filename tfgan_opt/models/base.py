@@ -8,19 +8,21 @@ public class (what users train, save and call) never changes.
 
 import numpy as np
 
-from tfgan_opt.compat import keras
+from tfgan_opt.core.compat import keras
+from tfgan_opt.core.naming import sample_latents
+from tfgan_opt.models import layers  # noqa: F401  (registers tfgan_opt>SpectralNormalization)
 
 FEATURES_LAYER = "features"
 
 
 def _custom_objects():
     """Layer classes a serialized (possibly pruned or quantized) network may contain."""
-    from tfgan_opt import layers  # noqa: F401  (registers tfgan_opt>SpectralNormalization)
     objects = dict(keras.utils.get_custom_objects())
-    try:  # tfmot is heavy to import; only needed once a network was compressed.
+    try:
+        # Deferred: tfmot is slow to import and only needed once a network is loaded.
         import tensorflow_model_optimization as tfmot
 
-        from tfgan_opt import quantize  # noqa: F401  (registers tfgan_opt's QuantizeConfig)
+        from tfgan_opt.models import qat_layers  # noqa: F401  (registers the QAT objects; imports tfmot)
         # The scopes hold their objects in the scope, not in the global dict that
         # get_custom_objects() returns, so read them from the scope objects.
         for scope in (tfmot.sparsity.keras.prune_scope(),
@@ -84,8 +86,7 @@ class Generator(_NetworkWrapper):
 
     def sample_latents(self, num, seed=0):
         """Returns ``num`` seeded latent vectors, float32 [num, latent_dim], from N(0, I)."""
-        rng = np.random.default_rng(seed)
-        return rng.standard_normal((num, self.latent_dim)).astype(np.float32)
+        return sample_latents(num, self.latent_dim, seed)
 
     def generate(self, num, seed=0, batch_size=500):
         """Generates ``num`` images as a numpy float32 array [num, H, W, C] in [-1, 1]."""

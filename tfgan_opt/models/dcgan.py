@@ -8,8 +8,8 @@ compression stages (BN folding, channel pruning) can find it.
 Discriminator: two strided Conv2D -> LeakyReLU blocks, flatten (layer ``features``), Dense(1).
 """
 
-from tfgan_opt.compat import keras
-from tfgan_opt.layers import SpectralNormalization
+from tfgan_opt.core.compat import keras
+from tfgan_opt.models.layers import SpectralNormalization
 from tfgan_opt.models.base import FEATURES_LAYER
 
 _KERNEL = 5

@@ -5,8 +5,8 @@ reshape. Discriminator: flatten -> Dense(16w) -> Dense(8w) -> Dense(4w) (layer `
 each LeakyReLU, then Dense(1).
 """
 
-from tfgan_opt.compat import keras
-from tfgan_opt.layers import SpectralNormalization
+from tfgan_opt.core.compat import keras
+from tfgan_opt.models.layers import SpectralNormalization
 from tfgan_opt.models.base import FEATURES_LAYER
 
 

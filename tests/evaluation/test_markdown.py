@@ -1,0 +1,24 @@
+from tfgan_opt.evaluation import markdown
+
+VARIANTS = [
+    {"name": "keras float32", "bytes": None, "gzip_bytes": None, "metrics": {"frechet_distance": 2.0}},
+    {"name": "int8", "macs": 2_500_000, "bytes": 4096, "gzip_bytes": 2048, "sparsity": 0.8,
+     "latency_ms": {"b1_t1": 0.5}, "psnr_db": 35.2, "max_abs_error": 0.03, "delegate": "XNNPACK",
+     "float_ops": 0, "metrics": {"frechet_distance": 2.1, "classes_covered": 10}},
+]
+
+
+def test_report_has_a_row_per_variant_and_relative_image_links(tmp_path):
+    plot = markdown.plot_size_vs_quality(VARIANTS, str(tmp_path / "plots" / "size.png"),
+                                       floor={"frechet_distance": 0.5})
+    assert (tmp_path / "plots" / "size.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    path = markdown.write_report(str(tmp_path / "report.md"), "Run", [
+        ("Quality", markdown.quality_table([(v["name"], v["metrics"]) for v in VARIANTS])),
+        ("Deployment", markdown.deployment_table(VARIANTS)),
+        ("Plot", [("size vs quality", plot)]),
+    ])
+    text = open(path).read()
+    assert "| int8 | 2.50 | 4.0 | 2.0 | 0.80 | 0.500 |" in text
+    assert "| keras float32 | 2.00 |" in text
+    assert "![size vs quality](plots/size.png)" in text
+    assert "| int8 | 2.10 | - | - | - | - | 10 | - |" in text

@@ -1,0 +1,56 @@
+"""The experiment script as a user runs it: a subprocess with flags."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from tfgan_opt.testing import REPO
+
+TRAIN = os.path.join(REPO, "experiments", "train.py")
+
+
+def _run(*flags, timeout=300):
+    # The worktree's library, not whichever copy is installed (editable) in site-packages.
+    env = {**os.environ, "PYTHONPATH": REPO}
+    return subprocess.run([sys.executable, TRAIN, *flags], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO, env=env)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--loss=lsgan"], "loss='lsgan' is not one of"),
+    (["--steps=0"], "steps=0 must be positive"),
+    (["--arch=resnet"], "arch='resnet' is not one of"),
+    (["--image_size=30"], "needs a multiple of 4"),
+    (["--steps=abc"], "error: "),
+    (["--no_such_flag=1"], "error: "),
+])
+def test_invalid_flags_fail_fast_with_one_line(tmp_path, flags, message):
+    result = _run(f"--run_dir={tmp_path / 'run'}", *flags)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_dataset_path_fails_with_one_line_naming_it(tmp_path):
+    result = _run(f"--run_dir={tmp_path / 'run'}", "--dataset=idx:/nonexistent/images.gz")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "/nonexistent/images.gz" in last
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_train_script_trains_saves_and_refuses_another_config_on_the_same_run_dir(tmp_path):
+    run_dir = tmp_path / "run"
+    common = [f"--run_dir={run_dir}", "--image_size=8", "--width=4", "--latent_dim=4",
+              "--batch_size=16", "--log_every=2", "--checkpoint_every=2"]
+    result = _run(*common, "--steps=2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("generator.keras", "discriminator.keras", "samples.png", "stage.json"):
+        assert (run_dir / "train" / name).exists()
+    refused = _run(*common, "--steps=2", "--seed=7")
+    assert refused.returncode == 1
+    assert "train.seed" in refused.stderr and "--overwrite" in refused.stderr
+    assert (run_dir / "train" / "generator.keras").exists()

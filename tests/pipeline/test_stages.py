@@ -1,0 +1,86 @@
+"""The whole pipeline end to end on tiny models and the offline digits data."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tfgan_opt import (DataConfig, EvaluationConfig, ExportConfig, ModelConfig, PipelineConfig,
+                       PruneConfig, QuantizeConfig, RecoveryConfig, RunDirError, TrainConfig)
+from tfgan_opt.core.artifacts import read_json
+from tfgan_opt.core.rundir import prepare_run_dir
+from tfgan_opt.pipeline import stages, variants
+
+DATA = DataConfig(source="digits", image_size=8, batch_size=16)
+MODEL = ModelConfig(image_size=8, latent_dim=8, width=4, discriminator_width=4)
+STAGES = tuple(s for s in variants.STAGES if s != variants.CHANNELS)
+CONFIG = PipelineConfig(
+    data=DATA, model=MODEL, train=TrainConfig(steps=6, log_every=3, checkpoint_every=3),
+    prune=PruneConfig(target_sparsity=0.5, frequency=1), recovery=RecoveryConfig(steps=4),
+    quantize=QuantizeConfig(steps=3),
+    export=ExportConfig(formats=("float32", "int8"), representative_samples=8, verify_samples=4,
+                        benchmark_batch=0),
+    evaluation=EvaluationConfig(num_samples=40, benchmark_runs=2, benchmark_rounds=1))
+
+
+def _run(run_dir, channel_config=None):
+    return stages.run_pipeline(CONFIG.replace(channels=channel_config), run_dir=run_dir)
+
+
+@pytest.mark.slow
+def test_pipeline_runs_every_stage_and_a_rerun_redoes_none(tmp_path):
+    run_dir = str(tmp_path / "run")
+    report = _run(run_dir)
+    for stage in STAGES:
+        assert os.path.exists(os.path.join(run_dir, stage, "stage.json")), stage
+    text = open(report).read()
+    for section in ("Deployment checks", "Deployed variants", "Sample quality", "Sparsity per layer"):
+        assert f"## {section}" in text
+    assert os.path.exists(os.path.join(run_dir, "report_size_vs_quality.png"))
+
+    variants = {v["name"]: v for v in read_json(os.path.join(run_dir, "summary.json"))["variants"]}
+    deployed = variants["pruned+QAT int8"]
+    np.testing.assert_allclose(deployed["sparsity"], 0.5, atol=0.02)  # sparsity survives QAT
+    assert deployed["float_ops"] == 0 and deployed["input_dtype"] == "int8"
+    assert deployed["gzip_bytes"] < variants["dense float32"]["bytes"]
+    assert np.isfinite(deployed["metrics"]["frechet_distance"])
+    assert variants["dense float32"]["psnr_db"] > 60
+
+    stamps = {s: os.path.getmtime(os.path.join(run_dir, s, "stage.json")) for s in STAGES}
+    _run(run_dir)
+    assert stamps == {s: os.path.getmtime(os.path.join(run_dir, s, "stage.json")) for s in STAGES}
+
+
+def test_compressing_a_run_without_a_trained_gan_is_refused(tmp_path):
+    run_dir = str(tmp_path / "run")
+    prepare_run_dir(run_dir, {"data": DATA.to_dict()})
+    with pytest.raises(RunDirError, match="no trained GAN"):
+        stages.compress_run(CONFIG, run_dir=run_dir)
+    with pytest.raises(RunDirError, match="records no"):
+        stages.load_run_config(run_dir)
+
+
+@pytest.mark.slow
+def test_pipeline_with_channel_pruning_ships_a_narrower_generator_with_fewer_macs(tmp_path):
+    from tfgan_opt.core.config import ChannelPruneConfig
+    run_dir = str(tmp_path / "run")
+    report = _run(run_dir, ChannelPruneConfig(macs_target=0.5, criterion="l1"))
+    variants = {v["name"]: v for v in read_json(os.path.join(run_dir, "summary.json"))["variants"]}
+    dense_macs = variants["dense float32"]["macs"]
+    assert variants["channel-pruned float32"]["macs"] <= 0.5 * dense_macs
+    # Weight pruning and QAT start from the narrow generator: the shipped file keeps its MACs.
+    assert variants["pruned+QAT int8"]["macs"] == variants["channel-pruned float32"]["macs"]
+    np.testing.assert_allclose(variants["pruned+QAT int8"]["sparsity"], 0.5, atol=0.03)
+    assert variants["channel-pruned int8"]["float_ops"] == 0
+    assert "## MACs and parameters per layer" in open(report).read()
+
+
+def test_a_config_json_written_before_the_layout_change_still_resumes(tmp_path):
+    # Written by experiments/pipeline.py at commit 4186a26 (the flat package), tiny settings.
+    old = read_json(os.path.join(os.path.dirname(__file__), "config_before_layout_change.json"))
+    run_dir = str(tmp_path / "run")
+    prepare_run_dir(run_dir, old)
+    config = stages.load_run_config(run_dir)
+    assert json.loads(json.dumps(config.to_dict())) == old
+    assert prepare_run_dir(run_dir, config.to_dict()) is True  # the same run: a resume

@@ -1,0 +1,91 @@
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfgan_opt.testing import tiny_dataset
+
+from tfgan_opt import LossConfig, NonFiniteError, TrainConfig, models
+from tfgan_opt.training.trainer import GANTrainer
+
+
+def _trainer(model_config, loss="non_saturating", seed=0, **train_kwargs):
+    generator = models.build_generator(model_config, seed=seed)
+    discriminator = models.build_discriminator(model_config, seed=seed)
+    config = TrainConfig(**{"steps": 1, "log_every": 1, "seed": seed, **train_kwargs})
+    return GANTrainer(generator, discriminator, LossConfig(name=loss, l2=1e-4), config)
+
+
+def _copy(weights):
+    return [np.array(w) for w in weights]
+
+
+@pytest.mark.parametrize("loss", ["non_saturating", "minimax", "wasserstein", "wgan_gp", "hinge"])
+def test_one_step_of_each_loss_updates_both_networks_with_finite_losses(tiny_model_config, loss):
+    trainer = _trainer(tiny_model_config, loss=loss)
+    g_before = _copy(trainer.generator.trainable_weights)
+    d_before = _copy(trainer.discriminator.trainable_weights)
+    history = trainer.train(tiny_dataset())
+    assert np.isfinite([v for k, v in history[-1].items() if k.endswith("loss")]).all()
+    for before, model in [(g_before, trainer.generator), (d_before, trainer.discriminator)]:
+        assert any(not np.array_equal(b, a.numpy()) for b, a in zip(before, model.trainable_weights))
+    if loss == "wgan_gp":
+        assert history[-1]["gradient_penalty"] > 0
+
+
+def test_wasserstein_clips_every_critic_weight(tiny_model_config):
+    trainer = _trainer(tiny_model_config, loss="wasserstein", steps=2, n_critic=2,
+                       discriminator_lr=0.5)
+    trainer.train(tiny_dataset())
+    largest = max(float(np.abs(w.numpy()).max()) for w in trainer.discriminator.trainable_weights)
+    assert largest <= 0.01 + 1e-7
+    np.testing.assert_allclose(largest, 0.01, rtol=1e-5)  # the large rate pushes weights to the bound
+
+
+@pytest.mark.parametrize("decay, expected_decay", [(0.05, 0.05), (0.9, 0.1)])
+def test_ema_generator_is_the_decayed_average_of_the_weights(tiny_model_config, decay,
+                                                              expected_decay):
+    # The first update (step 0) uses min(decay, (1 + 0) / (10 + 0)) = min(decay, 0.1): warm-up.
+    trainer = _trainer(tiny_model_config, ema_decay=decay)
+    initial = _copy(trainer.generator.network.weights)
+    trainer.train(tiny_dataset())
+    for w0, w1, ema in zip(initial, trainer.generator.network.weights, trainer.ema_network.weights):
+        np.testing.assert_allclose(ema.numpy(), expected_decay * w0 + (1 - expected_decay) * w1.numpy(),
+                                   rtol=1e-5, atol=1e-7)
+    assert trainer.final_generator().network is trainer.ema_network
+    # The saved EMA generator must stay fine-tunable (pruning recovery and QAT train it).
+    assert len(trainer.final_generator().trainable_variables) == len(
+        trainer.generator.trainable_variables)
+
+
+def test_same_seed_gives_same_losses(tiny_model_config):
+    runs = [_trainer(tiny_model_config, seed=5, steps=3).train(tiny_dataset()) for _ in range(2)]
+    np.testing.assert_allclose([h["g_loss"] for h in runs[0]], [h["g_loss"] for h in runs[1]],
+                               rtol=1e-6)
+
+
+def test_rerun_on_run_dir_resumes_from_the_last_checkpoint(tmp_path, tiny_model_config):
+    run_dir = str(tmp_path / "run")
+    first = _trainer(tiny_model_config, steps=2, checkpoint_every=2)
+    first.train(tiny_dataset(), run_dir=run_dir)
+    trained = _copy(first.generator.network.weights)
+
+    second = _trainer(tiny_model_config, steps=4, checkpoint_every=2)
+    assert second.restore(run_dir) == 2
+    for expected, restored in zip(trained, second.generator.network.weights):
+        np.testing.assert_array_equal(restored.numpy(), expected)
+    history = second.train(tiny_dataset(), run_dir=run_dir)
+    assert [h["step"] for h in history] == [3, 4]
+    assert int(second.step.numpy()) == 4
+    assert int(second.generator_optimizer.iterations.numpy()) == 4  # optimizer state restored too
+    assert sorted(os.listdir(os.path.join(run_dir, "samples"))) == ["step_000002.png",
+                                                                     "step_000004.png"]
+    assert os.listdir(os.path.join(run_dir, "logs"))
+
+
+def test_non_finite_loss_stops_training_naming_the_step(tiny_model_config):
+    images = np.full((8, 8, 8, 1), np.nan, np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices((images, np.zeros(8, np.int64))).repeat().batch(8)
+    trainer = _trainer(tiny_model_config, steps=3)
+    with pytest.raises(NonFiniteError, match="at step 1"):
+        trainer.train(dataset)

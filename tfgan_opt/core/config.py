@@ -1,0 +1,384 @@
+"""Frozen, validated configuration objects, one per pipeline stage.
+
+Each dataclass checks its values on construction and raises `ConfigError` naming the bad value, so
+a typo or an out-of-range number fails before any work starts. ``to_dict``/``from_dict`` round-trip
+through JSON (run directories record the configuration they were made with).
+"""
+
+import dataclasses
+from typing import Dict, Optional, Tuple, Union
+
+from tfgan_opt.core.errors import ConfigError
+
+ARCHITECTURES = ("dcgan", "mlp")
+LOSS_NAMES = ("non_saturating", "minimax", "wasserstein", "wgan_gp", "hinge")
+PRUNING_SCHEDULES = ("polynomial", "constant")
+EXPORT_FORMATS = ("saved_model", "float32", "float16", "dynamic_range", "int8", "int8_float_io")
+CHANNEL_CRITERIA = ("l1", "bn_scale", "activation", "taylor")
+
+
+def _check(condition, message):
+    if not condition:
+        raise ConfigError(message)
+
+
+def _check_choice(name, value, choices):
+    _check(value in choices, f"{name}={value!r} is not one of {', '.join(choices)}")
+
+
+class _Config:
+    """Shared JSON round-trip for the frozen dataclasses below."""
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        _check(not unknown, f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        return cls(**kwargs)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig(_Config):
+    """Where images come from and how they are batched.
+
+    Attributes:
+      source: ``digits`` (scikit-learn's 8x8 digits, offline), a TFDS name (``mnist``,
+        ``fashion_mnist``, ``cifar10``, ...), ``idx:<path>``, ``npz:<path>`` or ``folder:<dir>``.
+      image_size: side of the square images the pipeline yields (resized if needed).
+      channels: 1 (grayscale) or 3 (RGB); sources are converted to it.
+      batch_size: global batch size.
+      split: TFDS split (``train``, ``test``, ``train[:10%]``...); ignored by local sources.
+      data_dir: TFDS data directory (an already prepared one works offline).
+      download: let TFDS download; off by default because offline it retries for minutes.
+      shuffle_buffer: shuffle buffer size (0 disables shuffling).
+      seed: shuffle seed.
+      limit: keep only the first ``limit`` examples (None keeps all).
+      npz_key: array name inside an NPZ file (None: ``x``, ``images`` or ``x_train``, whichever exists).
+    """
+
+    source: str = "digits"
+    image_size: int = 28
+    channels: int = 1
+    batch_size: int = 64
+    split: str = "train"
+    data_dir: Optional[str] = None
+    download: bool = False
+    shuffle_buffer: int = 10_000
+    seed: int = 0
+    limit: Optional[int] = None
+    npz_key: Optional[str] = None
+
+    def __post_init__(self):
+        _check(bool(self.source), "source must not be empty")
+        _check(self.image_size >= 4, f"image_size={self.image_size} must be at least 4")
+        _check(self.channels in (1, 3), f"channels={self.channels} must be 1 or 3")
+        _check(self.batch_size >= 1, f"batch_size={self.batch_size} must be positive")
+        _check(self.shuffle_buffer >= 0, f"shuffle_buffer={self.shuffle_buffer} must be >= 0")
+        _check(self.limit is None or self.limit >= 1, f"limit={self.limit} must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(_Config):
+    """Generator and discriminator architecture.
+
+    Attributes:
+      arch: ``dcgan`` (Dense -> Conv2DTranspose stack -> tanh; strided Conv2D critic) or ``mlp``.
+      image_size: output side; ``dcgan`` needs a multiple of 4.
+      channels: 1 or 3.
+      latent_dim: size of z ~ N(0, I).
+      width: generator width (channels of the first feature map for dcgan, hidden units / 4 for mlp).
+      discriminator_width: same for the discriminator.
+      spectral_norm: spectral normalization on the discriminator's weights (Miyato et al. 2018).
+    """
+
+    arch: str = "dcgan"
+    image_size: int = 28
+    channels: int = 1
+    latent_dim: int = 64
+    width: int = 64
+    discriminator_width: int = 64
+    spectral_norm: bool = False
+
+    def __post_init__(self):
+        _check_choice("arch", self.arch, ARCHITECTURES)
+        _check(self.channels in (1, 3), f"channels={self.channels} must be 1 or 3")
+        _check(self.latent_dim >= 1, f"latent_dim={self.latent_dim} must be positive")
+        _check(self.width >= 4, f"width={self.width} must be at least 4")
+        _check(self.discriminator_width >= 4,
+               f"discriminator_width={self.discriminator_width} must be at least 4")
+        _check(self.image_size >= 4, f"image_size={self.image_size} must be at least 4")
+        if self.arch == "dcgan":
+            _check(self.image_size % 4 == 0,
+                   f"image_size={self.image_size}: the dcgan architecture upsamples 4x, "
+                   f"so it needs a multiple of 4 (e.g. {max(4, self.image_size // 4 * 4)})")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig(_Config):
+    """GAN objective and regularization.
+
+    Attributes:
+      name: one of ``LOSS_NAMES``.
+      clip_value: weight clipping bound for ``wasserstein`` (Arjovsky et al. 2017).
+      gradient_penalty_weight: lambda of ``wgan_gp`` (Gulrajani et al. 2017).
+      l1: L1 weight regularization strength, on both networks' kernels.
+      l2: L2 weight regularization strength, on both networks' kernels.
+    """
+
+    name: str = "non_saturating"
+    clip_value: float = 0.01
+    gradient_penalty_weight: float = 10.0
+    l1: float = 0.0
+    l2: float = 0.0
+
+    def __post_init__(self):
+        _check_choice("loss", self.name, LOSS_NAMES)
+        _check(self.clip_value > 0, f"clip_value={self.clip_value} must be positive")
+        _check(self.gradient_penalty_weight >= 0,
+               f"gradient_penalty_weight={self.gradient_penalty_weight} must be >= 0")
+        _check(self.l1 >= 0, f"l1={self.l1} must be >= 0")
+        _check(self.l2 >= 0, f"l2={self.l2} must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(_Config):
+    """The adversarial training loop.
+
+    Attributes:
+      steps: generator steps to train for (the run stops at this global step).
+      n_critic: discriminator steps per generator step.
+      generator_lr, discriminator_lr, beta_1, beta_2: Adam settings (DCGAN defaults).
+      ema_decay: decay of an exponential moving average of the generator's weights (0 disables).
+      checkpoint_every: steps between checkpoints (and sample grids).
+      log_every: steps between progress lines and TensorBoard scalars.
+      keep_checkpoints: checkpoints kept on disk.
+      seed: seeds weights, noise and shuffling.
+      deterministic: enable TensorFlow op determinism (bit-identical reruns on CPU).
+      check_numerics: stop with `NonFiniteError` on a NaN/Inf loss or weight.
+    """
+
+    steps: int = 2000
+    n_critic: int = 1
+    generator_lr: float = 2e-4
+    discriminator_lr: float = 2e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    ema_decay: float = 0.0
+    checkpoint_every: int = 500
+    log_every: int = 100
+    keep_checkpoints: int = 2
+    seed: int = 0
+    deterministic: bool = False
+    check_numerics: bool = True
+
+    def __post_init__(self):
+        _check(self.steps >= 1, f"steps={self.steps} must be positive")
+        _check(self.n_critic >= 1, f"n_critic={self.n_critic} must be positive")
+        _check(self.generator_lr > 0, f"generator_lr={self.generator_lr} must be positive")
+        _check(self.discriminator_lr > 0,
+               f"discriminator_lr={self.discriminator_lr} must be positive")
+        _check(0 <= self.beta_1 < 1, f"beta_1={self.beta_1} must be in [0, 1)")
+        _check(0 <= self.beta_2 < 1, f"beta_2={self.beta_2} must be in [0, 1)")
+        _check(0 <= self.ema_decay < 1, f"ema_decay={self.ema_decay} must be in [0, 1)")
+        _check(self.checkpoint_every >= 1,
+               f"checkpoint_every={self.checkpoint_every} must be positive")
+        _check(self.log_every >= 1, f"log_every={self.log_every} must be positive")
+        _check(self.keep_checkpoints >= 1,
+               f"keep_checkpoints={self.keep_checkpoints} must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneConfig(_Config):
+    """Magnitude pruning with tfmot schedules.
+
+    Attributes:
+      target_sparsity: final fraction of zero weights in each pruned layer, in [0, 1).
+      initial_sparsity: starting sparsity of the polynomial schedule.
+      schedule: ``polynomial`` (PolynomialDecay) or ``constant`` (ConstantSparsity).
+      begin_step, end_step: schedule span in pruning steps (end_step -1: the last step).
+      frequency: steps between mask updates.
+      block_m_by_n: (m, n) for m-by-n structured sparsity (e.g. (2, 4)); None for unstructured.
+      prune_discriminator: prune the discriminator too (during-training mode).
+      mode: ``during`` (prune while training the GAN) or ``finetune`` (prune a trained GAN).
+    """
+
+    target_sparsity: float = 0.8
+    initial_sparsity: float = 0.0
+    schedule: str = "polynomial"
+    begin_step: int = 0
+    end_step: int = -1
+    frequency: int = 50
+    block_m_by_n: Optional[Tuple[int, int]] = None
+    prune_discriminator: bool = False
+    mode: str = "finetune"
+
+    def __post_init__(self):
+        _check(0 <= self.target_sparsity < 1,
+               f"target_sparsity={self.target_sparsity} must be in [0, 1)")
+        _check(0 <= self.initial_sparsity <= self.target_sparsity,
+               f"initial_sparsity={self.initial_sparsity} must be in [0, target_sparsity]")
+        _check_choice("schedule", self.schedule, PRUNING_SCHEDULES)
+        _check_choice("mode", self.mode, ("during", "finetune"))
+        _check(self.begin_step >= 0, f"begin_step={self.begin_step} must be >= 0")
+        _check(self.end_step == -1 or self.end_step > self.begin_step,
+               f"end_step={self.end_step} must be -1 or greater than begin_step")
+        _check(self.frequency >= 1, f"frequency={self.frequency} must be positive")
+        if self.block_m_by_n is not None:
+            m, n = self.block_m_by_n
+            _check(0 < m < n, f"block_m_by_n={self.block_m_by_n} needs 0 < m < n")
+
+
+@dataclasses.dataclass(frozen=True)
+class RecoveryConfig(_Config):
+    """Fine-tune of a compressed generator: distillation from the dense one plus adversarial loss.
+
+    Attributes:
+      steps: fine-tune steps.
+      learning_rate: Adam learning rate of the student generator (and the discriminator).
+      distill_weight: weight of L1(student(z), teacher(z)) on images.
+      feature_distill_weight: weight of L1 between discriminator features of student and teacher.
+      adversarial_weight: weight of the generator's adversarial loss (0: pure distillation).
+      train_discriminator: keep updating the discriminator during recovery.
+    """
+
+    steps: int = 500
+    learning_rate: float = 1e-4
+    distill_weight: float = 10.0
+    feature_distill_weight: float = 1.0
+    adversarial_weight: float = 1.0
+    train_discriminator: bool = True
+
+    def __post_init__(self):
+        _check(self.steps >= 0, f"steps={self.steps} must be >= 0")
+        _check(self.learning_rate > 0, f"learning_rate={self.learning_rate} must be positive")
+        for name in ("distill_weight", "feature_distill_weight", "adversarial_weight"):
+            _check(getattr(self, name) >= 0, f"{name}={getattr(self, name)} must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizeConfig(_Config):
+    """Quantization-aware training of the generator.
+
+    Attributes:
+      steps: QAT fine-tune steps (0: convert the float model directly, post-training only).
+      learning_rate: Adam learning rate during QAT.
+      preserve_sparsity: keep pruned weights at zero through QAT.
+    """
+
+    steps: int = 300
+    learning_rate: float = 5e-5
+    preserve_sparsity: bool = True
+
+    def __post_init__(self):
+        _check(self.steps >= 0, f"steps={self.steps} must be >= 0")
+        _check(self.learning_rate > 0, f"learning_rate={self.learning_rate} must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig(_Config):
+    """Which files to export and how to check them.
+
+    Attributes:
+      formats: subset of ``EXPORT_FORMATS``.
+      representative_samples: latent vectors used to calibrate full-integer quantization.
+      verify_samples: latent vectors used to compare each file with the Keras generator.
+      seed: seed of those latent vectors.
+      benchmark_batch: also convert each TFLite variant at this batch, to time it there
+        (0: batch 1 only).
+    """
+
+    formats: Tuple[str, ...] = EXPORT_FORMATS
+    representative_samples: int = 256
+    verify_samples: int = 64
+    seed: int = 0
+    benchmark_batch: int = 64
+
+    def __post_init__(self):
+        _check(len(self.formats) > 0, "formats must name at least one export format")
+        for fmt in self.formats:
+            _check_choice("format", fmt, EXPORT_FORMATS)
+        _check(self.representative_samples >= 1,
+               f"representative_samples={self.representative_samples} must be positive")
+        _check(self.verify_samples >= 1, f"verify_samples={self.verify_samples} must be positive")
+        _check(self.benchmark_batch >= 0, f"benchmark_batch={self.benchmark_batch} must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig(_Config):
+    """How the pipeline measures the variants it produced.
+
+    Attributes:
+      num_samples: generated images per variant for the quality metrics.
+      benchmark_runs: timed calls per variant and setting (interleaved over ``benchmark_rounds``).
+      benchmark_rounds: interleaved rounds of the latency benchmark.
+      cache_dir: feature-classifier cache (None: ``<run_dir>/feature_cache``).
+      seed: seed of the evaluation latents.
+    """
+
+    num_samples: int = 10_000
+    benchmark_runs: int = 50
+    benchmark_rounds: int = 5
+    cache_dir: Optional[str] = None
+    seed: int = 0
+
+    def __post_init__(self):
+        _check(self.num_samples >= 2, f"num_samples={self.num_samples} must be at least 2")
+        _check(self.benchmark_runs >= 1, f"benchmark_runs={self.benchmark_runs} must be positive")
+        _check(1 <= self.benchmark_rounds <= self.benchmark_runs,
+               f"benchmark_rounds={self.benchmark_rounds} must be in [1, benchmark_runs]")
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelPruneConfig(_Config):
+    """Structured channel pruning of a generator (`tfgan_opt.channels`).
+
+    Exactly one of ``ratio`` and ``macs_target`` is set.
+
+    Attributes:
+      ratio: fraction of the output channels removed from every prunable layer, in [0, 1); or a
+        dict layer name -> such a fraction (layers not named keep all their channels).
+      macs_target: fraction of the dense generator's multiply-accumulates to keep, in (0, 1]; a
+        uniform ratio meeting it is searched for.
+      criterion: channel importance, one of ``CHANNEL_CRITERIA``.
+      recalibrate: restore the activation statistics of the layers that lost input channels
+        (`channels.recalibrate_channels`: BN re-estimation, else mean/std matching).
+      calibration_samples: latent vectors the data-aware criteria (``activation``, ``taylor``)
+        and the recalibration average over.
+      seed: seed of those latents.
+      min_channels: channels every pruned layer keeps at least.
+      channel_multiple: kept channel counts are rounded up to a multiple of this (SIMD-friendly
+        widths for TFLite kernels), capped at the layer's width.
+    """
+
+    ratio: Union[float, Dict[str, float], None] = None
+    macs_target: Optional[float] = None
+    criterion: str = "l1"
+    recalibrate: bool = True
+    calibration_samples: int = 256
+    seed: int = 0
+    min_channels: int = 1
+    channel_multiple: int = 1
+
+    def __post_init__(self):
+        _check((self.ratio is None) != (self.macs_target is None),
+               f"set exactly one of ratio={self.ratio} and macs_target={self.macs_target}")
+        ratios = self.ratio.items() if isinstance(self.ratio, dict) else [("ratio", self.ratio)]
+        for name, value in ratios if self.ratio is not None else ():
+            _check(isinstance(value, (int, float)) and 0 <= value < 1,
+                   f"{name}={value!r} must be a fraction of channels to remove, in [0, 1)")
+        if self.macs_target is not None:
+            _check(0 < self.macs_target <= 1, f"macs_target={self.macs_target} must be the "
+                   f"fraction of MACs to keep, in (0, 1]")
+        _check_choice("criterion", self.criterion, CHANNEL_CRITERIA)
+        _check(self.calibration_samples >= 1,
+               f"calibration_samples={self.calibration_samples} must be positive")
+        _check(self.min_channels >= 1, f"min_channels={self.min_channels} must be positive")
+        _check(self.channel_multiple >= 1,
+               f"channel_multiple={self.channel_multiple} must be positive")

@@ -1,0 +1,161 @@
+"""Evaluation of a generator of any kind (Keras, SavedModel, TFLite, run directory) against real data.
+
+Every kind is loaded as a *generator function*: a callable z float32 [N, latent_dim] -> images
+float32 [N, H, W, C] in [-1, 1] with ``latent_dim`` and ``image_shape`` attributes, so the same
+metrics code measures the Keras model and each exported file.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tfgan_opt import models
+from tfgan_opt.evaluation import features
+from tfgan_opt.core.artifacts import atomic_write_json
+from tfgan_opt.core.compat import keras
+from tfgan_opt.core.errors import ModelFileError
+from tfgan_opt.core.naming import sample_latents, slug
+from tfgan_opt.core.images import save_image_grid
+from tfgan_opt.evaluation.markdown import quality_table, write_report
+
+SAMPLE_GRID = 64
+
+
+class KerasGeneratorFunction:
+    """A `Generator` as a numpy function (inference mode, batched)."""
+
+    def __init__(self, generator, batch_size=500):
+        self.generator = generator
+        self.latent_dim = generator.latent_dim
+        self.image_shape = generator.image_shape
+        self._batch_size = batch_size
+        self._call = tf.function(lambda z: generator(z, training=False), reduce_retracing=True)
+
+    def __call__(self, z):
+        z = np.asarray(z, np.float32)
+        return np.concatenate([self._call(z[i:i + self._batch_size]).numpy()
+                               for i in range(0, len(z), self._batch_size)], axis=0)
+
+
+class SavedModelGeneratorFunction:
+    """A SavedModel exported by `tfgan_opt.export` (signature z -> {"images"}) as a numpy function."""
+
+    def __init__(self, path, batch_size=500):
+        self._signature = tf.saved_model.load(path).signatures["serving_default"]
+        z_spec = self._signature.structured_input_signature[1]["z"]
+        images_spec = self._signature.structured_outputs["images"]
+        self.latent_dim = int(z_spec.shape[-1])
+        self.image_shape = tuple(int(d) for d in images_spec.shape[1:])
+        self._fixed_batch = z_spec.shape[0]
+        self._batch_size = self._fixed_batch or batch_size
+
+    def __call__(self, z):
+        z = np.asarray(z, np.float32)
+        out = []
+        for i in range(0, len(z), self._batch_size):
+            chunk = z[i:i + self._batch_size]
+            padded = np.zeros((self._batch_size, self.latent_dim), np.float32)
+            padded[:len(chunk)] = chunk
+            feed = padded if self._fixed_batch else chunk
+            out.append(self._signature(z=tf.constant(feed))["images"].numpy()[:len(chunk)])
+        return np.concatenate(out, axis=0)
+
+
+def load_generator_function(path):
+    """Loads ``path`` as a generator function.
+
+    Args:
+      path: a ``.tflite`` file, a SavedModel directory, a ``.keras`` generator, or a run directory
+        (its trained ``train/generator.keras``).
+
+    Raises:
+      ModelFileError: ``path`` is missing or none of those.
+    """
+    if not os.path.exists(path):
+        raise ModelFileError(f"generator {path} does not exist")
+    if os.path.isdir(path):
+        if os.path.exists(os.path.join(path, "saved_model.pb")):
+            return SavedModelGeneratorFunction(path)
+        trained = os.path.join(path, "train", "generator.keras")
+        if os.path.exists(trained):
+            return KerasGeneratorFunction(models.load_generator(trained))
+        raise ModelFileError(f"{path} is neither a SavedModel nor a run directory with a trained "
+                             "generator (train/generator.keras)")
+    if path.endswith(".tflite"):
+        from tfgan_opt.export.litert import load_tflite_generator  # LiteRT loads only when needed
+        return load_tflite_generator(path)
+    return KerasGeneratorFunction(models.load_generator(path))
+
+
+def generate(generator_function, num, seed=0, batch_size=1000):
+    """``num`` images from seeded latents: float32 [num, H, W, C]."""
+    z = sample_latents(num, generator_function.latent_dim, seed)
+    return np.concatenate([generator_function(z[i:i + batch_size])
+                           for i in range(0, num, batch_size)], axis=0)
+
+
+def num_classes_of(labels):
+    return None if labels is None else int(np.max(labels)) + 1
+
+
+def domain_extractor(real_images, real_labels, cache_dir):
+    """The dataset's domain classifier (trained once, cached under ``cache_dir``)."""
+    return features.get_or_train_feature_extractor(real_images, real_labels,
+                                                   num_classes_of(real_labels), cache_dir)
+
+
+def evaluate_images(extractor, real_images, real_labels, fake_images, seed=0):
+    """All metrics of ``fake_images`` against the real set (see `features.compute_metrics`)."""
+    return features.compute_metrics(extractor, real_images, fake_images, real_labels,
+                                    num_classes_of(real_labels), seed=seed)
+
+
+def noise_floor(extractor, real_images, real_labels, seed=0):
+    """The real-vs-real metrics (two disjoint halves): what "no difference" looks like."""
+    return features.real_noise_floor(extractor, real_images, real_labels,
+                                     num_classes_of(real_labels), seed=seed)
+
+
+def untrained_like(generator, seed=0):
+    """A generator of the same architecture with fresh random weights: the 'no training' baseline."""
+    keras.utils.set_random_seed(seed)
+    return generator.with_network(keras.models.clone_model(generator.network))
+
+
+def write_evaluation(out_dir, data_description, extractor, floor, results, num_real):
+    """Writes ``metrics.json``, sample grids and ``report.md`` for evaluated generators.
+
+    Args:
+      out_dir: output folder.
+      data_description: one line describing the real data (`data.describe_source`).
+      extractor: the `FeatureExtractor` used (its held-out accuracy is reported).
+      floor: real-vs-real metrics.
+      results: list of (name, metrics dict, images float32 [N, H, W, C]).
+      num_real: number of real images.
+
+    Returns:
+      Path of ``report.md``.
+    """
+    grids = []
+    for name, _, images in results:
+        path = os.path.join(out_dir, f"samples_{slug(name)}.png")
+        save_image_grid(path, images[:SAMPLE_GRID], scale=3)
+        grids.append((name, path))
+    accuracy = getattr(extractor, "accuracy", None)
+    payload = {"data": data_description, "num_real": num_real, "classifier_accuracy": accuracy,
+               "real_vs_real": floor, "generators": {name: m for name, m, _ in results}}
+    atomic_write_json(os.path.join(out_dir, "metrics.json"), payload)
+    num_fake = ", ".join(f"{name}: {m.get('num_fake')}" for name, m, _ in results)
+    about = (f"Real data: {data_description}. {num_real} real images; generated samples per "
+             f"model: {num_fake}. Features: the penultimate layer of a classifier trained on the "
+             f"real images (held-out accuracy {_percent(accuracy)}). The real-vs-real row compares "
+             "two disjoint halves of the real set: differences smaller than its distance from 0 "
+             "are noise.")
+    rows = [("real vs real (floor)", floor)] + [(name, m) for name, m, _ in results]
+    return write_report(os.path.join(out_dir, "report.md"), "Sample quality", [
+        ("How to read this", about), ("Metrics", quality_table(rows)), ("Samples", grids)])
+
+
+def _percent(value):
+    return "unknown" if value is None else f"{100 * value:.2f}%"

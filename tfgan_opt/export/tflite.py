@@ -1,0 +1,270 @@
+"""Export stage: a `Generator` -> SavedModel and TFLite files, each checked against Keras.
+
+`export_tflite` writes one TFLite format (`TFLITE_FORMATS`), `export_saved_model` the SavedModel;
+both have the signature ``(generator, path, config, ..., *, batch_size=1, sparse=False) -> path``.
+TFLite files are converted from a concrete function with a FIXED batch
+(1 by default): a dynamic batch makes the converter keep SHAPE/STRIDED_SLICE/PACK ops in front of
+every RESHAPE and TRANSPOSE_CONV. A plain float network and a tfmot QAT network (fake-quant
+``QuantizeWrapperV2`` layers) go through the same path; for the latter ``Optimize.DEFAULT`` turns
+the learned fake-quant ranges into an int8 model. (QAT of a Dense -> BatchNorm pair leaves a
+DEQUANTIZE -> QUANTIZE requantization of z in the int8 files; `verify_tflite` reports it in
+``float_ops``. Folding BN into the layer before QAT avoids it.)
+
+Verification runs each file in a fresh LiteRT interpreter with the default XNNPACK delegate (what
+a phone runs) on seeded latents and compares with the Keras generator. PSNR uses the
+peak-to-peak range 2.0 of images in [-1, 1].
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tfgan_opt.core.artifacts import atomic_directory, atomic_write_bytes
+from tfgan_opt.core.config import EXPORT_FORMATS
+from tfgan_opt.core.errors import ModelFileError
+from tfgan_opt.core.naming import sample_latents
+from tfgan_opt.export.litert import (TFLiteGenerator, describe_tflite, load_tflite_generator,
+                                     read_tflite)
+
+__all__ = ["TFLITE_FORMATS", "convert_tflite", "export_saved_model", "export_tflite",
+           "load_tflite_generator", "representative_latents", "verification_latents",
+           "verify_saved_model", "verify_tflite"]
+
+SAVED_MODEL_FORMAT = "saved_model"
+TFLITE_FORMATS = tuple(fmt for fmt in EXPORT_FORMATS if fmt != SAVED_MODEL_FORMAT)
+SIGNATURE_KEY = "serving_default"
+INPUT_KEY = "z"
+OUTPUT_KEY = "images"
+IMAGE_PEAK_TO_PEAK = 2.0
+_INT8_FORMATS = ("int8", "int8_float_io")
+
+
+def representative_latents(latent_dim, config):
+    """Calibration latents for full-integer quantization, from N(0, I).
+
+    Seeded by ``config.seed``, in a stream distinct from `verification_latents`, so that a file
+    is never checked on the data it was calibrated on.
+
+    Returns:
+      float32 [config.representative_samples, latent_dim].
+    """
+    return sample_latents(config.representative_samples, latent_dim, [config.seed, 1])
+
+
+def verification_latents(latent_dim, config):
+    """Latents each exported file is compared on: float32 [verify_samples, latent_dim], N(0, I)."""
+    return sample_latents(config.verify_samples, latent_dim, [config.seed, 2])
+
+
+def _generate_function(generator):
+    def generate(z):
+        return {OUTPUT_KEY: generator(z, training=False)}
+    return tf.function(generate)
+
+
+def _configure_float32(converter, representative_dataset):
+    del converter, representative_dataset  # the converter's defaults are plain float32.
+
+
+def _configure_float16(converter, representative_dataset):
+    del representative_dataset
+    converter.optimizations = {tf.lite.Optimize.DEFAULT}
+    converter.target_spec.supported_types = [tf.float16]
+
+
+def _configure_dynamic_range(converter, representative_dataset):
+    del representative_dataset  # without one, DEFAULT quantizes weights only.
+    converter.optimizations = {tf.lite.Optimize.DEFAULT}
+
+
+def _configure_int8_float_io(converter, representative_dataset):
+    converter.optimizations = {tf.lite.Optimize.DEFAULT}
+    converter.representative_dataset = representative_dataset
+    # INT8 builtins only: conversion fails rather than leaving a float op in the graph.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+
+
+def _configure_int8(converter, representative_dataset):
+    _configure_int8_float_io(converter, representative_dataset)
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+
+
+_CONFIGURE = {
+    "float32": _configure_float32,
+    "float16": _configure_float16,
+    "dynamic_range": _configure_dynamic_range,
+    "int8": _configure_int8,
+    "int8_float_io": _configure_int8_float_io,
+}
+
+
+def make_converter(generator, fmt, config, batch_size=1, sparse=False):
+    """Builds the `tf.lite.TFLiteConverter` for one format, ready to ``convert()``.
+
+    Args:
+      generator: `Generator` (plain, pruned-and-stripped, or QAT network inside).
+      fmt: one of `TFLITE_FORMATS`.
+      config: `ExportConfig` (calibration sample count and seed).
+      batch_size: the fixed batch of the file's input [batch_size, latent_dim].
+      sparse: add ``Optimize.EXPERIMENTAL_SPARSITY`` (smaller files for pruned weights).
+
+    Returns:
+      A configured converter.
+
+    Raises:
+      ValueError: ``fmt`` is not a TFLite format or ``batch_size`` is not positive.
+    """
+    if fmt not in _CONFIGURE:
+        raise ValueError(f"format={fmt!r} is not one of {', '.join(TFLITE_FORMATS)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be positive")
+    spec = tf.TensorSpec([batch_size, generator.latent_dim], tf.float32, name=INPUT_KEY)
+    function = _generate_function(generator).get_concrete_function(spec)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], generator)
+    latents = representative_latents(generator.latent_dim, config)
+    # Whole batches only; np.resize repeats the samples when there are fewer than one batch.
+    batches = max(1, len(latents) // batch_size)
+    latents = np.resize(latents, (batches * batch_size, generator.latent_dim))
+
+    def representative_dataset():
+        for start in range(0, len(latents), batch_size):
+            yield [latents[start:start + batch_size]]
+
+    _CONFIGURE[fmt](converter, representative_dataset)
+    if sparse:
+        converter.optimizations = set(converter.optimizations) | {
+            tf.lite.Optimize.EXPERIMENTAL_SPARSITY}
+    return converter
+
+
+def convert_tflite(generator, fmt, config, batch_size=1, sparse=False):
+    """Converts a generator to TFLite bytes (see `make_converter` for the arguments)."""
+    return make_converter(generator, fmt, config, batch_size, sparse).convert()
+
+
+def export_tflite(generator, path, config, fmt, *, batch_size=1, sparse=False):
+    """Converts a generator to ``fmt`` and writes the file atomically; returns ``path``."""
+    content = convert_tflite(generator, fmt, config, batch_size, sparse)
+    atomic_write_bytes(path, content)
+    logging.info("Exported %s TFLite generator (batch %d%s): %s, %d bytes", fmt, batch_size,
+                 ", sparse" if sparse else "", path, len(content))
+    return path
+
+
+def export_saved_model(generator, path, config, *, batch_size=1, sparse=False):
+    """Writes a SavedModel whose ``serving_default`` maps z -> {"images": ...}.
+
+    The signature takes z float32 [None, latent_dim] and returns ``images`` float32
+    [None, H, W, C] in [-1, 1]. ``batch_size`` and ``sparse`` only concern TFLite files: the
+    SavedModel keeps a dynamic batch and dense weights. ``config`` is unused.
+
+    Returns:
+      ``path`` (a directory, replaced atomically).
+    """
+    del config, batch_size, sparse
+    module = tf.Module()
+    # Only the variables are attached, not the Keras model: saving a Keras model re-traces all
+    # of its layers' call functions, which is slow and adds nothing to the serving signature.
+    module.generator_variables = list(generator.variables)
+    module.serve = tf.function(
+        _generate_function(generator).python_function,
+        input_signature=[tf.TensorSpec([None, generator.latent_dim], tf.float32, name=INPUT_KEY)])
+    with atomic_directory(path) as tmp_dir:
+        tf.saved_model.save(module, tmp_dir, signatures={SIGNATURE_KEY: module.serve})
+    logging.info("Exported SavedModel generator: %s", path)
+    return path
+
+
+def _keras_images(generator, z, batch_size=256):
+    return np.concatenate([generator(z[i:i + batch_size], training=False).numpy()
+                           for i in range(0, len(z), batch_size)])
+
+
+def _compare(reference, images, expected_shape):
+    error = images.astype(np.float64) - reference
+    mse = float(np.mean(np.square(error)))
+    psnr = math.inf if mse == 0 else 10 * math.log10(IMAGE_PEAK_TO_PEAK ** 2 / mse)
+    return {"output_shape": list(images.shape[1:]), "shape_ok": images.shape[1:] == expected_shape,
+            "min": float(images.min()), "max": float(images.max()), "psnr_db": psnr,
+            "max_abs_error": float(np.max(np.abs(error))),
+            "mean_abs_error": float(np.mean(np.abs(error)))}
+
+
+def verify_tflite(path, generator, config):
+    """Runs a ``.tflite`` file as a phone would and compares it with the Keras generator.
+
+    Args:
+      path: ``.tflite`` file.
+      generator: the `Generator` it was exported from.
+      config: `ExportConfig` (``verify_samples`` and ``seed``).
+
+    Returns:
+      A dict: ``output_shape`` / ``shape_ok``; ``min``, ``max`` of the outputs,
+      ``range_slack`` (the output quantization step; 0 for float outputs) and ``in_range``
+      (within [-1 - slack, 1 + slack]); ``psnr_db`` (peak-to-peak 2.0), ``max_abs_error``,
+      ``mean_abs_error`` against Keras on the same latents; ``delegate`` (``"XNNPACK"`` or
+      ``"none (XNNPACK failed: <reason>)"``); ``ops``; ``float_ops`` (ops computing in float,
+      QUANTIZE/DEQUANTIZE at the model's edges excepted) and ``num_float_ops``;
+      ``input_dtype``, ``output_dtype``, ``input_shape``; ``bytes``.
+
+    Raises:
+      ModelFileError: ``path`` is missing or is not a TFLite model.
+    """
+    content = read_tflite(path)
+    runner = TFLiteGenerator(content, batch_size=1, name=str(path))  # parses it: fails first
+    info = describe_tflite(content)
+    z = verification_latents(generator.latent_dim, config)
+    report = _compare(_keras_images(generator, z), runner(z), tuple(generator.image_shape))
+    slack = info["outputs"][0]["step"]
+    report.update(
+        range_slack=slack, in_range=report["min"] >= -1 - slack and report["max"] <= 1 + slack,
+        delegate=runner.delegate, ops=info["ops"], float_ops=info["float_ops"],
+        num_float_ops=len(info["float_ops"]), input_dtype=info["inputs"][0]["dtype"],
+        output_dtype=info["outputs"][0]["dtype"], input_shape=info["inputs"][0]["shape"],
+        bytes=len(content))
+    logging.info("Verified %s: PSNR %.1f dB, max error %.4f, delegate %s, %d float ops", path,
+                 report["psnr_db"], report["max_abs_error"], runner.delegate,
+                 report["num_float_ops"])
+    return report
+
+
+def verify_saved_model(path, generator, config):
+    """Loads a SavedModel's ``serving_default`` signature and compares it with Keras.
+
+    Args:
+      path: SavedModel directory written by `export_saved_model`.
+      generator: the `Generator` it was exported from.
+      config: `ExportConfig`.
+
+    Returns:
+      A dict with the keys of `verify_tflite`'s comparison (``output_shape``, ``shape_ok``,
+      ``min``, ``max``, ``in_range``, ``psnr_db``, ``max_abs_error``, ``mean_abs_error``) and
+      ``input_spec`` / ``output_spec`` (shape and dtype of ``z`` and ``images``).
+
+    Raises:
+      ModelFileError: ``path`` is not a SavedModel with a ``serving_default`` z -> images
+        signature.
+    """
+    try:
+        signature = tf.saved_model.load(path).signatures[SIGNATURE_KEY]
+    except (OSError, ValueError, KeyError, tf.errors.OpError) as error:
+        raise ModelFileError(f"{path} is not a SavedModel with a {SIGNATURE_KEY!r} signature "
+                             f"({type(error).__name__})") from error
+    inputs = signature.structured_input_signature[1]
+    outputs = signature.structured_outputs
+    if set(inputs) != {INPUT_KEY} or set(outputs) != {OUTPUT_KEY}:
+        raise ModelFileError(f"{path}: signature {SIGNATURE_KEY!r} maps {sorted(inputs)} -> "
+                             f"{sorted(outputs)}, expected ['z'] -> ['images']")
+    z = verification_latents(generator.latent_dim, config)
+    images = signature(**{INPUT_KEY: tf.constant(z)})[OUTPUT_KEY].numpy()
+    report = _compare(_keras_images(generator, z), images, tuple(generator.image_shape))
+
+    def spec(tensor_spec):
+        return {"shape": tensor_spec.shape.as_list(), "dtype": tensor_spec.dtype.name}
+
+    report.update(in_range=report["min"] >= -1 and report["max"] <= 1,
+                  input_spec=spec(inputs[INPUT_KEY]), output_spec=spec(outputs[OUTPUT_KEY]))
+    return report

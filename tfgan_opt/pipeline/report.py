@@ -1,0 +1,151 @@
+"""The pipeline's report: what each stage produced, read from the stage records of a run directory."""
+
+import dataclasses
+import os
+
+from tfgan_opt.core.artifacts import atomic_write_json
+from tfgan_opt.core.rundir import stage_done
+from tfgan_opt.evaluation import markdown
+from tfgan_opt.pipeline.variants import (BASELINE, CHANNELS, DENSE_INT8, DENSE_KERAS, DEPLOYED,
+                                         EVALUATE, PRUNE, QAT, TRAIN)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeploymentTargets:
+    """What the report's deployment checks require of the deployed file (defaults: issue 4's)."""
+
+    min_size_ratio: float = 10.0  # dense float32 bytes / deployed gzip bytes
+    max_frechet_increase: float = 0.10  # relative to the dense generator
+    min_int8_speedup: float = 1.5  # dense int8 vs dense float32 TFLite, batch 1, 1 thread
+    min_psnr_db: float = 30.0  # deployed file vs its Keras model
+
+
+def _by_name(variants):
+    return {v["name"]: v for v in variants}
+
+
+def headline(evaluated):
+    """The numbers a reader wants first: the deployed file against the dense float32 file."""
+    variants = _by_name(evaluated["variants"])
+    deployed, baseline = variants.get(DEPLOYED), variants.get(BASELINE)
+    if deployed is None or baseline is None:
+        return {}
+    fd_dense = variants[DENSE_KERAS]["metrics"]["frechet_distance"]
+    fd = deployed["metrics"]["frechet_distance"]
+    return {
+        "deployed": DEPLOYED,
+        "sparsity": deployed.get("sparsity"),
+        "size_ratio_gzip": baseline["bytes"] / deployed["gzip_bytes"],
+        "size_ratio_gzip_vs_gzip": baseline["gzip_bytes"] / deployed["gzip_bytes"],
+        "frechet_distance_dense": fd_dense,
+        "frechet_distance_deployed": fd,
+        "frechet_relative_change": (fd - fd_dense) / fd_dense,
+        "classes_covered": deployed["metrics"].get("classes_covered"),
+        # What real images reach in the same feature space: the class count to expect.
+        "classes_real": evaluated["floor"].get("classes_covered"),
+        "psnr_db_vs_keras": deployed.get("psnr_db"),
+        "int8_speedup_b1_t1": variants[DENSE_INT8]["speedup_vs_float32_tflite"].get("b1_t1"),
+        "deployed_speedup_b1_t1": deployed["speedup_vs_float32_tflite"].get("b1_t1"),
+        "float_ops_in_int8": deployed.get("float_ops"),
+    }
+
+
+def _checks(head, targets):
+    if not head:
+        return "The pipeline ran without a pruned+QAT variant; no deployment checks."
+    rows = [
+        (f"deployed file >= {targets.min_size_ratio:g}x smaller than dense float32 (gzip)",
+         f"{head['size_ratio_gzip']:.1f}x", head["size_ratio_gzip"] >= targets.min_size_ratio),
+        (f"Frechet distance within {100 * targets.max_frechet_increase:g}% of the dense "
+         "generator's", f"{100 * head['frechet_relative_change']:+.1f}%",
+         head["frechet_relative_change"] <= targets.max_frechet_increase),
+        ("all classes covered (as many as real images reach)",
+         f"{head['classes_covered']} of {head['classes_real']}",
+         head["classes_covered"] is not None
+         and head["classes_covered"] >= (head["classes_real"] or 0)),
+        (f"full-int8 >= {targets.min_int8_speedup:g}x faster than float32 TFLite (batch 1, "
+         "1 thread)", f"{head['int8_speedup_b1_t1']:.2f}x",
+         head["int8_speedup_b1_t1"] >= targets.min_int8_speedup),
+        (f"int8 output vs Keras: PSNR >= {targets.min_psnr_db:g} dB",
+         f"{head['psnr_db_vs_keras']:.1f} dB", head["psnr_db_vs_keras"] >= targets.min_psnr_db),
+        ("no float ops in the full-int8 file", str(head["float_ops_in_int8"]),
+         head["float_ops_in_int8"] == 0),
+    ]
+    lines = ["| check | measured | |", "|---|---|---|"]
+    lines += [f"| {name} | {value} | {'met' if ok else 'MISSED'} |" for name, value, ok in rows]
+    return "\n".join(lines)
+
+
+def _sparsity_table(prune_record, qat_record):
+    layers = {}
+    for key, record in (("pruned", prune_record), ("after QAT", qat_record)):
+        report_ = (record or {}).get("sparsity") or {}
+        for layer in report_.get("layers", []):
+            layers.setdefault(layer["layer"], {})[key] = layer["sparsity"]
+    lines = ["| layer | sparsity after pruning | sparsity after QAT |", "|---|---|---|"]
+    for name, values in layers.items():
+        lines.append(f"| {name} | {values.get('pruned', 0):.3f} | {values.get('after QAT', 0):.3f} |")
+    return "\n".join(lines)
+
+
+def _macs_table(channels_record):
+    if not channels_record:
+        return ("Channel pruning was not run (pass --channel_macs_target to remove whole channels: "
+                "weight sparsity alone shrinks files but does not speed up TFLite's dense kernels).")
+    narrow = {row["layer"]: row for row in channels_record["macs"]["layers"]}
+    lines = ["| layer | type | MACs dense | MACs channel-pruned | params dense | params channel-pruned |",
+             "|---|---|---|---|---|---|"]
+    for row in channels_record["macs_dense"]["layers"]:
+        other = narrow.get(row["layer"], {})
+        lines.append(f"| {row['layer']} | {row['type']} | {row['macs']:,} | "
+                     f"{other.get('macs', 0):,} | {row['params']:,} | {other.get('params', 0):,} |")
+    dense, small = channels_record["macs_dense"], channels_record["macs"]
+    lines.append(f"| total | | {dense['macs']:,} | {small['macs']:,} ({dense['macs'] / small['macs']:.2f}x "
+                 f"fewer) | {dense['params']:,} | {small['params']:,} |")
+    return ("Channel-pruned layers are BN-folded, so their BatchNormalization rows are gone.\n\n"
+            + "\n".join(lines))
+
+
+def write_pipeline_report(run_dir, targets=DeploymentTargets()):
+    """Writes ``<run_dir>/report.md``, ``report_size_vs_quality.png`` and ``summary.json``."""
+    trained = stage_done(run_dir, TRAIN)
+    pruned, qat = stage_done(run_dir, PRUNE), stage_done(run_dir, QAT)
+    evaluated = stage_done(run_dir, EVALUATE)
+    variants = evaluated["variants"]
+    head = headline(evaluated)
+    atomic_write_json(os.path.join(run_dir, "summary.json"), {"headline": head,
+                                                              "variants": variants})
+    plot = markdown.plot_size_vs_quality(
+        [v for v in variants if v.get("file")],
+        os.path.join(run_dir, "report_size_vs_quality.png"), floor=evaluated["floor"])
+    about = (f"Data: {evaluated['data']}. Quality metrics use {evaluated['num_samples']} generated "
+             f"samples per variant against {evaluated['num_real']} real images, in the feature "
+             f"space of a classifier trained on the real images (held-out accuracy "
+             f"{100 * evaluated['classifier_accuracy']:.2f}%). The real-vs-real row (two disjoint "
+             "halves) is the noise floor. Latencies are medians of interleaved runs on this "
+             "machine; compare ratios, not absolute milliseconds.")
+    quality_rows = [("real vs real (floor)", evaluated["floor"]),
+                    ("untrained generator", evaluated["untrained"])]
+    quality_rows += [(v["name"], v["metrics"]) for v in variants]
+    sections = [
+        ("Summary", about),
+        ("Deployment checks", _checks(head, targets)),
+        ("Size vs quality", [("gzip size against Frechet distance", plot)]),
+        ("Deployed variants", markdown.deployment_table(variants)),
+        ("Sample quality", markdown.quality_table(quality_rows)),
+        ("Sparsity per layer", _sparsity_table(pruned, qat)),
+        ("MACs and parameters per layer", _macs_table(stage_done(run_dir, CHANNELS))),
+        ("Training", f"{trained['steps']} steps; last logged metrics: "
+                     f"{_short(trained.get('last_metrics'))}."),
+        ("Samples", [("trained generator (Keras)", trained["samples"])]
+         + [(v["name"], v["samples"]) for v in variants]),
+    ]
+    return markdown.write_report(os.path.join(run_dir, "report.md"), "tfgan_opt pipeline report",
+                               sections)
+
+
+def _short(metrics):
+    if not metrics:
+        return "none (resumed a finished run)"
+    return ", ".join(f"{k} {v:.3f}" for k, v in sorted(metrics.items())
+                     if k.endswith("loss") and isinstance(v, float))

@@ -1,0 +1,337 @@
+"""Pipeline stages over one run directory: dataset -> trainer -> compressed model -> files -> report.
+
+Each stage is a function ``(config, run_dir) -> record`` that reads what the previous stage wrote
+under the run directory, writes its own outputs under ``<run_dir>/<stage>/`` and records completion
+last (`rundir.mark_stage_done`), so a rerun after a crash skips completed stages and resumes the
+interrupted one from its checkpoints. ``config`` is always the one `PipelineConfig`.
+"""
+
+import os
+import time
+
+import tensorflow as tf
+from absl import logging
+
+from tfgan_opt import data as data_lib
+from tfgan_opt import models
+from tfgan_opt.compress import prune
+from tfgan_opt.compress.channels import count_macs
+from tfgan_opt.core.artifacts import read_json
+from tfgan_opt.core.compat import keras
+from tfgan_opt.core.pipeline_config import TRAIN_SECTIONS, PipelineConfig
+from tfgan_opt.core.errors import RunDirError
+from tfgan_opt.core.images import save_image_grid
+from tfgan_opt.core.rundir import CONFIG_FILE, mark_stage_done, stage_done
+from tfgan_opt.evaluation import generators as generator_eval
+from tfgan_opt.export import tflite
+from tfgan_opt.pipeline import finetune, variants
+from tfgan_opt.pipeline.report import write_pipeline_report
+from tfgan_opt.training import distribute
+from tfgan_opt.training.trainer import GANTrainer
+
+SAMPLE_GRID = 64
+
+
+def seed_everything(train_config):
+    """Seeds Python, NumPy and TensorFlow; with ``deterministic``, also enables op determinism."""
+    keras.utils.set_random_seed(train_config.seed)
+    if train_config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def train_gan(config, *, run_dir, strategy=None, dataset=None):
+    """Trains a GAN into ``<run_dir>/train`` (resuming it if interrupted) and saves its networks.
+
+    Args:
+      config: `PipelineConfig`; this stage reads its ``data``, ``model``, ``loss`` and ``train``.
+      run_dir: the run directory (see `rundir.prepare_run_dir`).
+      strategy: optional ``tf.distribute.Strategy``. With more than one replica the generator's
+        batch norm is synchronized across replicas, so the run trains like one device on the
+        global batch. Under MultiWorkerMirroredStrategy every worker calls this with the same
+        arguments; only the chief writes into ``run_dir`` (a filesystem all workers share).
+      dataset: ``data.make_dataset(config.data)`` if the caller already opened it (to check the
+        data before touching the run directory); None opens it here.
+
+    Returns:
+      The stage record: paths of ``generator.keras``, ``discriminator.keras`` and the final sample
+      grid, steps, wall time and the last logged losses.
+    """
+    done = stage_done(run_dir, variants.TRAIN)
+    if done and done["steps"] >= config.train.steps:  # more --steps continues from the checkpoint
+        logging.info("Stage 'train' already done (%d steps); skipping.", done["steps"])
+        return done
+    seed_everything(config.train)
+    stage_dir = os.path.join(run_dir, variants.TRAIN)
+    strategy = strategy or tf.distribute.get_strategy()
+    if dataset is None:
+        dataset = data_lib.make_dataset(config.data)
+    with strategy.scope():
+        generator = models.build_generator(
+            config.model, seed=config.train.seed,
+            sync_batch_norm=strategy.num_replicas_in_sync > 1)
+        discriminator = models.build_discriminator(config.model, seed=config.train.seed)
+    trainer = GANTrainer(generator, discriminator, config.loss, config.train, strategy=strategy)
+    start = time.time()
+    history = trainer.train(dataset, run_dir=stage_dir)
+    wall = time.time() - start
+    record = {
+        "generator": os.path.join(stage_dir, "generator.keras"),
+        "discriminator": os.path.join(stage_dir, "discriminator.keras"),
+        "samples": os.path.join(stage_dir, "samples.png"),
+        "steps": config.train.steps,
+        "wall_seconds_last_session": round(wall, 1),
+        "last_metrics": history[-1] if history else None,
+    }
+    # Saving reads synchronized variables (an all-reduce across workers): every worker saves, the
+    # non-chiefs into a temporary directory that is then deleted.
+    with distribute.worker_write_dir(stage_dir, strategy, chief=trainer.is_chief) as out_dir:
+        models.save_network(trainer.final_generator(), os.path.join(out_dir, "generator.keras"))
+        models.save_network(discriminator, os.path.join(out_dir, "discriminator.keras"))
+        save_image_grid(os.path.join(out_dir, "samples.png"), trainer.sample_grid(), scale=3)
+    if not trainer.is_chief:
+        return record
+    mark_stage_done(run_dir, variants.TRAIN, record)
+    logging.info("Stage 'train' done in %.1f s; samples: %s", wall, record["samples"])
+    return record
+
+
+def _run_stage(run_dir, stage, build):
+    """Runs ``build(stage_dir) -> record`` unless ``stage`` already completed; returns the record."""
+    done = stage_done(run_dir, stage)
+    if done is not None:
+        logging.info("Stage '%s' already done; skipping.", stage)
+        return done
+    logging.info("===== Stage '%s' =====", stage)
+    start = time.time()
+    stage_dir = os.path.join(run_dir, stage)
+    os.makedirs(stage_dir, exist_ok=True)
+    record = build(stage_dir)
+    record["wall_seconds"] = round(time.time() - start, 1)
+    mark_stage_done(run_dir, stage, record)
+    logging.info("Stage '%s' done in %.1f s.", stage, record["wall_seconds"])
+    return record
+
+
+def stage_train_config(train_config, steps):
+    """The one rewrite of the `TrainConfig` a compression fine-tune of ``steps`` steps runs with:
+    a few checkpoints per run so a kill loses little, and no EMA (the recovery trainer sets the
+    steps and learning rates from its `RecoveryConfig`)."""
+    every = max(1, min(train_config.checkpoint_every, max(steps, 1) // 4 or 1))
+    return train_config.replace(checkpoint_every=every, log_every=min(train_config.log_every, every),
+                                ema_decay=0.0)
+
+
+def _finetune_args(config, stage_dir, steps):
+    return {"loss_config": config.loss, "recovery_config": config.recovery,
+            "run_dir": os.path.join(stage_dir, "trainer"),
+            "train_config": stage_train_config(config.train, steps)}
+
+
+def channels_stage(config, run_dir):
+    """Removes whole channels of the trained generator (a narrower, faster network) and recovers it
+    by distillation from the dense one; writes ``channels/generator.keras`` and the MACs."""
+
+    def build(stage_dir):
+        dense, discriminator = _load_stage_models(run_dir, variants.TRAIN)
+        narrow, discriminator = finetune.channel_prune_gan(
+            dense, discriminator, data_lib.make_dataset(config.data), config.channels,
+            **_finetune_args(config, stage_dir, config.recovery.steps))
+        return _save_stage_models(stage_dir, narrow, discriminator, {
+            "macs_dense": count_macs(dense), "macs": count_macs(narrow)})
+
+    return _run_stage(run_dir, variants.CHANNELS, build)
+
+
+def _latest_compressed_stage(run_dir):
+    """The stage whose models the next compression stage starts from: the latest of
+    channels -> prune that completed, else train."""
+    done = [stage for stage in (variants.CHANNELS, variants.PRUNE) if stage_done(run_dir, stage)]
+    return done[-1] if done else variants.TRAIN
+
+
+def prune_stage(config, run_dir):
+    """Prunes the trained generator with tfmot (and recovers it); writes ``prune/generator.keras``.
+
+    ``finetune`` mode prunes a BN-folded copy of the latest generator and fine-tunes it with
+    distillation from it; ``during`` mode trains a fresh GAN while pruning it.
+    """
+
+    def build(stage_dir):
+        args = _finetune_args(config, stage_dir, config.recovery.steps)
+        if config.prune.mode == "during":
+            generator = models.build_generator(config.model, seed=config.train.seed)
+            discriminator = models.build_discriminator(config.model, seed=config.train.seed)
+            args["train_config"] = config.train.replace(ema_decay=0.0)
+        else:
+            # After channel pruning the narrow generator is both the base and the teacher.
+            generator, discriminator = _load_stage_models(run_dir,
+                                                          _latest_compressed_stage(run_dir))
+        pruned, discriminator = finetune.prune_gan(
+            generator, discriminator, data_lib.make_dataset(config.data), config.prune, **args)
+        return _save_stage_models(stage_dir, pruned, discriminator,
+                                  {"sparsity": prune.sparsity_report(pruned)})
+
+    return _run_stage(run_dir, variants.PRUNE, build)
+
+
+def qat_stage(config, run_dir):
+    """Quantization-aware fine-tune of the latest compressed (else the trained) generator, sparsity
+    kept; writes ``qat/generator.keras`` and the sparsity before and after QAT."""
+
+    def build(stage_dir):
+        dense = _load_generator(run_dir, variants.TRAIN)
+        student, discriminator = _load_stage_models(run_dir, _latest_compressed_stage(run_dir))
+        before = prune.sparsity_report(student)["sparsity"]
+        qat = finetune.quantize_aware_finetune(
+            student, discriminator, data_lib.make_dataset(config.data), config.quantize,
+            teacher=dense, **_finetune_args(config, stage_dir, config.quantize.steps))
+        after = prune.sparsity_report(qat)
+        if after["sparsity"] < before - 0.01:
+            logging.warning("QAT lost sparsity: %.3f before, %.3f after", before, after["sparsity"])
+        return _save_stage_models(stage_dir, qat, None, {"sparsity_before": before,
+                                                         "sparsity": after})
+
+    return _run_stage(run_dir, variants.QAT, build)
+
+
+def _load_generator(run_dir, stage):
+    return models.load_generator(os.path.join(run_dir, stage, "generator.keras"))
+
+
+def _load_stage_models(run_dir, stage):
+    return (_load_generator(run_dir, stage),
+            models.load_discriminator(os.path.join(run_dir, stage, "discriminator.keras")))
+
+
+def _save_stage_models(stage_dir, generator, discriminator, record):
+    record["generator"] = os.path.join(stage_dir, "generator.keras")
+    models.save_network(generator, record["generator"])
+    if discriminator is not None:
+        record["discriminator"] = os.path.join(stage_dir, "discriminator.keras")
+        models.save_network(discriminator, record["discriminator"])
+    save_image_grid(os.path.join(stage_dir, "samples.png"),
+                    generator.generate(SAMPLE_GRID, seed=0), scale=3)
+    return record
+
+
+def load_stage_generators(run_dir):
+    """The generators the completed stages produced, by model key (`variants.MODEL_STAGES`)."""
+    return {key: _load_generator(run_dir, stage) for key, stage in variants.MODEL_STAGES.items()
+            if stage_done(run_dir, stage)}
+
+
+def export_stage(config, run_dir):
+    """Exports every variant to TFLite (and the dense SavedModel) and verifies each file."""
+
+    def build(stage_dir):
+        generators = load_stage_generators(run_dir)
+        records = variants.variant_records(generators, config.export.formats)
+        records = variants.export_variants(records, generators, stage_dir, config.export)
+        records = variants.verify_variants(records, generators, config.export)
+        saved_model = tflite.export_saved_model(generators["dense"],
+                                                os.path.join(stage_dir, "saved_model"),
+                                                config.export)
+        return {"variants": records, "saved_model": saved_model,
+                "saved_model_check": tflite.verify_saved_model(saved_model, generators["dense"],
+                                                               config.export)}
+
+    return _run_stage(run_dir, variants.EXPORT, build)
+
+
+def benchmark_stage(config, run_dir):
+    """File sizes and interleaved latency of every exported variant."""
+
+    def build(stage_dir):
+        del stage_dir
+        records = variants.benchmark_variants(
+            stage_done(run_dir, variants.EXPORT)["variants"], load_stage_generators(run_dir),
+            config.export.benchmark_batch, config.evaluation.benchmark_runs,
+            config.evaluation.benchmark_rounds)
+        return {"variants": records}
+
+    return _run_stage(run_dir, variants.BENCHMARK, build)
+
+
+def evaluate_stage(config, run_dir):
+    """Sample quality of every variant, the real-vs-real floor and an untrained baseline."""
+    evaluation = config.evaluation
+
+    def build(stage_dir):
+        generators = load_stage_generators(run_dir)
+        real_images, real_labels = data_lib.load_arrays(config.data.replace(shuffle_buffer=0))
+        extractor = generator_eval.domain_extractor(
+            real_images, real_labels, evaluation.cache_dir or os.path.join(run_dir, "feature_cache"))
+        num = min(evaluation.num_samples, max(2, len(real_images)))
+        records = variants.evaluate_variants(
+            stage_done(run_dir, variants.BENCHMARK)["variants"], generators, extractor,
+            real_images, real_labels, num, stage_dir, evaluation.seed)
+        untrained = generator_eval.untrained_like(generators["dense"], evaluation.seed)
+        untrained_images = generator_eval.generate(
+            generator_eval.KerasGeneratorFunction(untrained), num, evaluation.seed)
+        return {"variants": records, "num_real": len(real_images), "num_samples": num,
+                "classifier_accuracy": extractor.accuracy,
+                "data": data_lib.describe_source(config.data),
+                "floor": generator_eval.noise_floor(extractor, real_images, real_labels,
+                                                    evaluation.seed),
+                "untrained": generator_eval.evaluate_images(extractor, real_images, real_labels,
+                                                            untrained_images, evaluation.seed)}
+
+    return _run_stage(run_dir, variants.EVALUATE, build)
+
+
+def report_stage(config, run_dir):
+    """Writes ``report.md`` (tables, sample grids, size-vs-quality plot) and ``summary.json``."""
+    del config
+
+    def build(stage_dir):
+        del stage_dir
+        return {"report": write_pipeline_report(run_dir)}
+
+    return _run_stage(run_dir, variants.REPORT, build)
+
+
+def compress_run(config, *, run_dir):
+    """The stages after training: [channel pruning + recover ->] [prune + recover ->] QAT ->
+    export + verify -> benchmark -> evaluate -> report, on a run directory whose train stage is
+    done. ``config.channels`` None skips channel pruning; ``config.prune`` None skips weight
+    pruning (QAT of the dense or narrow generator).
+
+    Returns:
+      Path of ``<run_dir>/report.md``.
+    """
+    if not stage_done(run_dir, variants.TRAIN):
+        raise RunDirError(f"{run_dir} has no trained GAN (train/stage.json); train it first with "
+                          "experiments/train.py or run experiments/pipeline.py")
+    if config.channels is not None:
+        channels_stage(config, run_dir)
+    if config.prune is not None:
+        prune_stage(config, run_dir)
+    for stage in (qat_stage, export_stage, benchmark_stage, evaluate_stage):
+        stage(config, run_dir)
+    return report_stage(config, run_dir)["report"]
+
+
+def run_pipeline(config, *, run_dir, strategy=None, dataset=None):
+    """The whole pipeline: `train_gan`, then `compress_run`. Completed stages are skipped.
+
+    ``dataset``: the training pipeline if the caller already opened it (see `train_gan`).
+
+    Returns:
+      Path of ``<run_dir>/report.md``.
+    """
+    train_gan(config, run_dir=run_dir, strategy=strategy, dataset=dataset)
+    return compress_run(config, run_dir=run_dir)
+
+
+def load_run_config(run_dir):
+    """The `PipelineConfig` recorded in ``<run_dir>/config.json`` (sections it does not record,
+    e.g. the compression ones of a train-only run, take their defaults)."""
+    path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise RunDirError(f"{run_dir} is not a tfgan_opt run directory (no config.json)")
+    recorded = read_json(path)
+    missing = [name for name in TRAIN_SECTIONS if name not in recorded]
+    if missing:
+        raise RunDirError(f"{path} records no {', '.join(missing)} configuration; "
+                          "it was not made by experiments/train.py or pipeline.py")
+    return PipelineConfig.from_dict(recorded)
