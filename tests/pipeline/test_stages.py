@@ -81,6 +81,7 @@ def test_a_config_json_written_before_the_layout_change_still_resumes(tmp_path):
     old = read_json(os.path.join(os.path.dirname(__file__), "config_before_layout_change.json"))
     run_dir = str(tmp_path / "run")
     prepare_run_dir(run_dir, old)
+    os.makedirs(os.path.join(run_dir, "train"))  # a run that has started
     config = stages.load_run_config(run_dir)
     assert json.loads(json.dumps(config.to_dict())) == old
     assert prepare_run_dir(run_dir, config.to_dict()) is True  # the same run: a resume
