@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from tfgan_opt.compress import prune
 from tfgan_opt.core.compat import keras
-from tfgan_opt.core.config import LossConfig, ModelConfig, TrainConfig
+from tfgan_opt.core.config import LossConfig, ModelConfig, PruneConfig, TrainConfig
 from tfgan_opt.models import build_discriminator, build_generator
 
 
@@ -94,3 +94,33 @@ def randomize_batch_norm(network, seed=0):
                                if "gamma" in w.name or "variance" in w.name
                                else rng.normal(0, 0.3, w.shape).astype(np.float32)
                                for w in layer.weights])
+
+
+def layer_sparsity(model):
+    """{layer name: fraction of zero kernel weights} of a model's network."""
+    return {row["layer"]: row["sparsity"] for row in prune.sparsity_report(model)["layers"]}
+
+
+def assert_pruned_to(model, pruned_names, target, dense_names=()):
+    """Asserts the named layers hold ``target`` sparsity (+-0.02) and ``dense_names`` none."""
+    sparsity = layer_sparsity(model)
+    np.testing.assert_allclose([sparsity[n] for n in pruned_names], target, atol=0.02)
+    np.testing.assert_allclose([sparsity[n] for n in dense_names], 0.0, atol=1e-6)
+
+
+def pruned_tiny_gan(arch, sparsity=0.5):
+    """(stripped generator with exactly ``sparsity`` zeros in its pruned layers and non-trivial
+    BN, the dense generator, discriminator, model_config)."""
+    generator, discriminator, model_config = tiny_gan(arch)
+    randomize_batch_norm(generator.network)
+    pruned = prune.apply_pruning(generator, PruneConfig(target_sparsity=sparsity,
+                                                        schedule="constant", frequency=1), 1)
+    apply_masks_once(pruned)
+    return prune.strip_pruning(pruned), generator, discriminator, model_config
+
+
+def zero_patterns(model):
+    """{layer name: boolean array, True where the effective kernel is exactly zero}."""
+    layers = [layer for layer in model.network.layers if prune.effective_kernel(layer) is not None]
+    return {row["layer"]: prune.effective_kernel(layer) == 0
+            for layer, row in zip(layers, prune.sparsity_report(model)["layers"])}

@@ -1,4 +1,4 @@
-"""Tests for tfgan_opt.channels: channel groups, MACs, criteria, narrowing, save/load, recovery."""
+"""Tests for tfgan_opt.compress.channels: channel groups, MACs, criteria, narrowing, save/load."""
 
 import numpy as np
 import pytest
@@ -6,10 +6,9 @@ import pytest
 from tfgan_opt import models, testing
 from tfgan_opt.compress import channels
 from tfgan_opt.core.compat import keras
-from tfgan_opt.core.config import ChannelPruneConfig, RecoveryConfig
+from tfgan_opt.core.config import ChannelPruneConfig
 from tfgan_opt.core.errors import ConfigError
 from tfgan_opt.compress.fold import fold_batch_norm
-from tfgan_opt.pipeline import finetune
 
 # Half the channels of every dcgan / mlp group (tiny_model_config: width 4, latent 8, 8x8 images).
 HALF = {
@@ -157,26 +156,6 @@ def test_weight_pruned_generator_is_rejected_before_any_work():
     wrapped = prune.apply_pruning(generator, PruneConfig(), total_steps=10)
     with pytest.raises(ValueError, match="wrapped layers"):
         channels.channel_prune(wrapped, 0.5)
-
-
-def test_channel_prune_gan_returns_a_folded_narrow_generator_fine_tuned_by_recovery():
-    generator, discriminator = _trained_looking_gan("mlp")
-    _, _, model_config = testing.tiny_gan("mlp")
-    generator.network.trainable = False  # as a saved EMA generator is
-    before = [w.copy() for w in generator.get_weights()]
-    student, _ = finetune.channel_prune_gan(
-        generator, discriminator, testing.fake_image_dataset(model_config),
-        ChannelPruneConfig(ratio=0.5), loss_config=testing.tiny_loss_config(),
-        recovery_config=RecoveryConfig(steps=2, train_discriminator=False),
-        train_config=testing.tiny_train_config(steps=2))
-    assert not any(isinstance(layer, keras.layers.BatchNormalization)
-                   for layer in student.network.layers)
-    assert channels.count_macs(student)["macs"] < 0.6 * channels.count_macs(generator)["macs"]
-    untrained = fold_batch_norm(channels.channel_prune(generator, 0.5))
-    z = generator.sample_latents(8)
-    assert np.max(np.abs(student(z).numpy() - untrained(z).numpy())) > 1e-6
-    for old, new in zip(before, generator.get_weights()):
-        np.testing.assert_array_equal(old, new)
 
 
 @pytest.mark.parametrize("fmt,min_psnr_db", [("float32", 60.0), ("int8", 25.0)])

@@ -1,24 +1,13 @@
-"""Tests for tfgan_opt.prune: schedules, wrapping, both pruning modes, m-by-n, reports."""
+"""Tests for tfgan_opt.compress.prune: schedules, wrapping, stripping, m-by-n, sparsity reports."""
 
 import numpy as np
 import pytest
 
 from tfgan_opt import testing
 from tfgan_opt.compress import prune
-from tfgan_opt.pipeline import finetune
 from tfgan_opt.core.compat import keras
-from tfgan_opt.core.config import PruneConfig, RecoveryConfig
+from tfgan_opt.core.config import PruneConfig
 from tfgan_opt.core.errors import ConfigError
-
-
-def _layer_sparsity(model):
-    return {row["layer"]: row["sparsity"] for row in prune.sparsity_report(model)["layers"]}
-
-
-def _assert_pruned_to(model, pruned_names, target, dense_names=()):
-    sparsity = _layer_sparsity(model)
-    np.testing.assert_allclose([sparsity[n] for n in pruned_names], target, atol=0.02)
-    np.testing.assert_allclose([sparsity[n] for n in dense_names], 0.0, atol=1e-6)
 
 
 def test_polynomial_schedule_reaches_target_on_the_last_aligned_step():
@@ -43,7 +32,7 @@ def test_apply_pruning_skips_small_output_layer_and_keeps_original_dense():
     pruned = prune.apply_pruning(generator, PruneConfig(target_sparsity=0.5, schedule="constant",
                                                         frequency=1), total_steps=1)
     testing.apply_masks_once(pruned)
-    _assert_pruned_to(pruned, ["project", "up1", "up2"], 0.5, dense_names=["to_image"])
+    testing.assert_pruned_to(pruned, ["project", "up1", "up2"], 0.5, dense_names=["to_image"])
     assert type(pruned) is type(generator)
     for old, new in zip(before, generator.get_weights()):
         np.testing.assert_array_equal(old, new)
@@ -61,7 +50,7 @@ def test_strip_pruning_keeps_sparsity_and_outputs():
         "dense1", "dense2", "dense3", "to_image"]
     np.testing.assert_allclose(prune.sparsity_report(stripped)["sparsity"],
                                prune.sparsity_report(pruned)["sparsity"], atol=1e-9)
-    _assert_pruned_to(stripped, ["dense1", "dense2", "dense3", "to_image"], 0.7)
+    testing.assert_pruned_to(stripped, ["dense1", "dense2", "dense3", "to_image"], 0.7)
     z = generator.sample_latents(4)
     np.testing.assert_allclose(stripped(z).numpy(), pruned(z).numpy(), atol=1e-6)
 
@@ -89,32 +78,3 @@ def test_pruning_an_already_pruned_model_raises():
     pruned = prune.apply_pruning(generator, PruneConfig(), total_steps=10)
     with pytest.raises(ValueError, match="strip_pruning"):
         prune.apply_pruning(pruned, PruneConfig(), total_steps=10)
-
-
-def test_pruning_during_gan_training_reaches_target_in_generator_and_discriminator():
-    generator, discriminator, model_config = testing.tiny_gan("dcgan")
-    before = [w.copy() for w in generator.get_weights()]
-    config = PruneConfig(target_sparsity=0.5, frequency=2, mode="during",
-                         prune_discriminator=True)
-    pruned_g, pruned_d = finetune.prune_gan(
-        generator, discriminator, testing.fake_image_dataset(model_config), config,
-        loss_config=testing.tiny_loss_config(), train_config=testing.tiny_train_config(steps=6))
-    _assert_pruned_to(pruned_g, ["project", "up1", "up2"], 0.5, dense_names=["to_image"])
-    _assert_pruned_to(pruned_d, ["down1", "down2"], 0.5, dense_names=["logits"])
-    assert not prune.pruned_layers(pruned_g.network) and not prune.pruned_layers(pruned_d.network)
-    for old, new in zip(before, generator.get_weights()):
-        np.testing.assert_array_equal(old, new)
-
-
-def test_pruning_in_finetune_mode_reaches_target_after_recovery():
-    generator, discriminator, model_config = testing.tiny_gan("mlp")
-    config = PruneConfig(target_sparsity=0.6, initial_sparsity=0.2, frequency=1)
-    # A frozen discriminator keeps the traced step small; test_recover covers the full loss.
-    recovery = RecoveryConfig(steps=4, learning_rate=1e-3, train_discriminator=False,
-                              feature_distill_weight=0.0)
-    student, _ = finetune.prune_gan(
-        generator, discriminator, testing.fake_image_dataset(model_config), config,
-        loss_config=testing.tiny_loss_config(), recovery_config=recovery,
-        train_config=testing.tiny_train_config(steps=4))
-    _assert_pruned_to(student, ["dense1", "dense2", "dense3", "to_image"], 0.6)
-    np.testing.assert_allclose(prune.sparsity_report(generator)["sparsity"], 0.0, atol=1e-6)
