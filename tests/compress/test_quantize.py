@@ -8,6 +8,7 @@ import pytest
 from tfgan_opt import testing
 from tfgan_opt.compress import prune
 from tfgan_opt.compress import quantize
+from tfgan_opt.compress.fold import fold_batch_norm
 from tfgan_opt.core.config import PruneConfig
 from tfgan_opt.models import Generator, load_generator, save_network
 
@@ -16,7 +17,7 @@ from tfgan_opt.models import Generator, load_generator, save_network
 def test_fold_batch_norm_matches_the_original_in_inference_mode(arch):
     generator, _, _ = testing.tiny_gan(arch)
     testing.randomize_batch_norm(generator.network)
-    folded = quantize.fold_batch_norm(generator)
+    folded = fold_batch_norm(generator)
     assert not [l for l in folded.network.layers if "BatchNormalization" in type(l).__name__]
     z = generator.sample_latents(16)
     np.testing.assert_allclose(folded(z).numpy(), generator(z, training=False).numpy(),
@@ -27,7 +28,7 @@ def test_fold_batch_norm_rejects_a_wrapped_network():
     generator, _, _ = testing.tiny_gan("mlp")
     pruned = prune.apply_pruning(generator, PruneConfig(), total_steps=10)
     with pytest.raises(ValueError, match="strip_pruning"):
-        quantize.fold_batch_norm(pruned)
+        fold_batch_norm(pruned)
 
 
 @pytest.mark.parametrize("arch", ["dcgan", "mlp"])
