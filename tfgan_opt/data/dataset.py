@@ -81,12 +81,17 @@ def _preprocessed(source: _Source, config: DataConfig) -> tf.data.Dataset:
         num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def load_arrays(config: DataConfig):
+def load_arrays(config: DataConfig, describe: bool = False):
     """All images of a source (after ``config.limit``) as numpy arrays, for evaluation.
 
+    Args:
+      config: the source and sizes.
+      describe: also return the `describe_source` line (from the same opening of the source).
+
     Returns:
-      ``(images, labels)``: images float32 [N, image_size, image_size, channels] in [-1, 1];
-      labels int64 [N], or None when the source has none.
+      ``(images, labels)``, or ``(images, labels, description)`` with ``describe``: images
+      float32 [N, image_size, image_size, channels] in [-1, 1]; labels int64 [N], or None when
+      the source has none.
 
     Raises:
       DataError: the source is missing, unreadable, corrupt or empty.
@@ -96,8 +101,10 @@ def load_arrays(config: DataConfig):
     for image_batch, label_batch in _preprocessed(source, config).batch(1024).as_numpy_iterator():
         images.append(image_batch)
         labels.append(label_batch)
-    logging.info("Loaded %d images from %s", sum(len(b) for b in images), config.source)
-    return np.concatenate(images), (np.concatenate(labels) if source.has_labels else None)
+    images, labels = np.concatenate(images), np.concatenate(labels)
+    logging.info("Loaded %d images from %s", len(images), config.source)
+    arrays = (images, labels if source.has_labels else None)
+    return arrays + (_describe(config, source, labels),) if describe else arrays
 
 
 def make_dataset(config: DataConfig, repeat: bool = True) -> tf.data.Dataset:
@@ -140,6 +147,10 @@ def describe_source(config: DataConfig) -> str:
     source = _open_source(config)
     labels = np.concatenate(list(
         source.dataset.map(lambda image, label: label).batch(4096).as_numpy_iterator()))
+    return _describe(config, source, labels)
+
+
+def _describe(config, source, labels):
     shape = source.dataset.element_spec[0].shape
     size = "x".join("?" if d is None else str(d) for d in shape)
     target = f"{config.image_size}x{config.image_size}x{config.channels}"

@@ -258,7 +258,8 @@ def evaluate_stage(config, run_dir):
 
     def build(stage_dir):
         generators = load_stage_generators(run_dir)
-        real_images, real_labels = data_lib.load_arrays(config.data.replace(shuffle_buffer=0))
+        real_images, real_labels, description = data_lib.load_arrays(
+            config.data.replace(shuffle_buffer=0), describe=True)
         extractor = generator_eval.domain_extractor(
             real_images, real_labels, evaluation.cache_dir or os.path.join(run_dir, "feature_cache"))
         num = min(evaluation.num_samples, max(2, len(real_images)))
@@ -270,7 +271,7 @@ def evaluate_stage(config, run_dir):
             generator_eval.KerasGeneratorFunction(untrained), num, evaluation.seed)
         return {"variants": records, "num_real": len(real_images), "num_samples": num,
                 "classifier_accuracy": extractor.accuracy,
-                "data": data_lib.describe_source(config.data),
+                "data": description,
                 "floor": generator_eval.noise_floor(extractor, real_images, real_labels,
                                                     evaluation.seed),
                 "untrained": generator_eval.evaluate_images(extractor, real_images, real_labels,
