@@ -1,11 +1,12 @@
 """Magnitude pruning of generators (and discriminators) with tfmot (Zhu & Gupta 2017).
 
-Two modes, chosen by ``PruneConfig.mode``:
+This module wraps, schedules, strips and measures; the training around it
+(`tfgan_opt.pipeline.finetune.prune_gan`) runs in one of two modes, ``PruneConfig.mode``:
 
 - ``during``: a GAN is trained from scratch while its generator (and optionally its
   discriminator) is pruned, by `GANTrainer` driven with `pruning_callbacks`.
-- ``finetune``: a trained generator is pruned and fine-tuned with `recover.RecoveryTrainer`, the
-  dense generator acting as distillation teacher.
+- ``finetune``: a trained generator is pruned and fine-tuned with
+  `training.recovery.RecoveryTrainer`, the dense generator acting as distillation teacher.
 
 `apply_pruning` wraps a COPY of the network: tfmot's ``prune_low_magnitude`` reuses the layers it
 is given, so wrapping the original would prune the teacher as well.

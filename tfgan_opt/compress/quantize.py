@@ -30,6 +30,7 @@ from tfgan_opt.core.compat import keras
 from tfgan_opt.models.qat_layers import InputQuantizeLayer, SparseKernelQuantizeConfig
 from tfgan_opt.models.surgery import KERNEL_LAYER_TYPES, clone_network, inner_layer
 
+
 def apply_qat(generator, preserve_sparsity=True, calibration_samples=256, seed=0):
     """Returns a QAT copy of ``generator``: BN folded, layers wrapped by tfmot's QuantizeWrapper.
 

@@ -50,7 +50,6 @@ def save_network(model, path):
         model.network.save(tmp_path)
 
 
-
 def _load_network(path, kind):
     if not os.path.exists(path):
         raise ModelFileError(f"{kind} file {path} does not exist")

@@ -123,5 +123,3 @@ def kernel_weights(model):
 def count_params(model):
     """Number of parameters (trainable and not) of a built model."""
     return int(sum(np.prod(w.shape) for w in model.weights))
-
-

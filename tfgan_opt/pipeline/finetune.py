@@ -64,7 +64,7 @@ def prune_gan(generator, discriminator, dataset, prune_config, *, loss_config,
         critic = discriminator
         # Folded first: the student then trains as it will run (see recovery.RecoveryTrainer).
         student = prune.apply_pruning(fold_batch_norm(generator), prune_config,
-                                max(recovery_config.steps, 1))
+                                      max(recovery_config.steps, 1))
         student = recover(student, generator, critic, dataset, recovery_config, loss_config,
                           run_dir=run_dir, train_config=train_config)
     if prune.pruned_layers(critic.network):
