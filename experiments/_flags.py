@@ -8,7 +8,7 @@ from absl import flags
 from tfgan_opt import (ChannelPruneConfig, ConfigError, DataConfig, EvaluationConfig, ExportConfig,
                        LossConfig, ModelConfig, PipelineConfig, PruneConfig, QuantizeConfig,
                        RecoveryConfig, TrainConfig)
-from tfgan_opt.core.config import EXPORT_FORMATS
+from tfgan_opt.core.config import EXPORT_FORMATS, FEATURE_SPACES
 
 FLAGS = flags.FLAGS
 
@@ -135,11 +135,22 @@ def define_compress_flags(recovery_steps=500, qat_steps=300, num_samples=10_000)
     flags.DEFINE_integer("num_samples", num_samples, "Generated samples per variant for metrics.")
     flags.DEFINE_integer("benchmark_runs", 50, "Timed calls per variant and setting.")
     flags.DEFINE_integer("benchmark_rounds", 5, "Interleaved benchmark rounds.")
-    flags.DEFINE_string("cache_dir", None, "Feature-classifier cache (default <run_dir>/feature_cache).")
+    flags.DEFINE_string("cache_dir", None, "Feature-extractor cache (default <run_dir>/feature_cache).")
+    define_feature_flags()
     flags.DEFINE_list("formats", list(EXPORT_FORMATS),
                       "Export formats (comma-separated): " + ", ".join(EXPORT_FORMATS))
     flags.DEFINE_integer("benchmark_batch", 64, "Also convert each TFLite variant at this batch to "
                          "time it there (0: batch 1 only).")
+
+
+def define_feature_flags():
+    flags.DEFINE_enum("features", "auto", list(FEATURE_SPACES),
+                      "Feature space of the quality metrics: classifier (trained on the source's "
+                      "labels), label_free (contrastive encoder trained on the images alone), "
+                      "inception (--inception_weights); auto: inception if weights are given, "
+                      "else classifier if the source has labels, else label_free.")
+    flags.DEFINE_string("inception_weights", None, "Local InceptionV3 (include_top=False) HDF5 "
+                        "weights file for --features=inception.")
 
 
 def _m_by_n():
@@ -174,5 +185,7 @@ def compress_configs():
         "evaluation": EvaluationConfig(num_samples=FLAGS.num_samples,
                                        benchmark_runs=FLAGS.benchmark_runs,
                                        benchmark_rounds=FLAGS.benchmark_rounds,
-                                       cache_dir=FLAGS.cache_dir, seed=FLAGS.seed),
+                                       cache_dir=FLAGS.cache_dir, seed=FLAGS.seed,
+                                       features=FLAGS.features,
+                                       inception_weights=FLAGS.inception_weights),
     }

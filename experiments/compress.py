@@ -26,11 +26,12 @@ def main(argv):
     from tfgan_opt.pipeline import stages  # imports TensorFlow: only once the flags are valid
 
     config = stages.load_run_config(FLAGS.run_dir).replace(**compress)
+    stages.check_evaluation(config)  # fails in seconds, before the run directory is touched
     rundir.prepare_run_dir(
         FLAGS.run_dir, config.to_dict(COMPRESS_SECTIONS),
         remedy="to compress it another way, copy its train/ folder and config.json to a new "
                "--run_dir and compress that")
-    report = stages.compress_run(config, run_dir=FLAGS.run_dir)
+    report = stages.compress_run(config, run_dir=FLAGS.run_dir, checked=True)
     logging.info("Report: %s", report)
 
 

@@ -13,6 +13,7 @@ import _cli
 import _flags
 from absl import flags, logging
 
+from tfgan_opt import EvaluationConfig
 from tfgan_opt.core import rundir
 
 _flags.define_data_flags()
@@ -22,6 +23,7 @@ flags.DEFINE_string("out_dir", None, "Output folder.", required=True)
 flags.DEFINE_boolean("overwrite", False, "Replace an out_dir made with other settings.")
 flags.DEFINE_integer("num_samples", 10_000, "Generated samples per generator.")
 flags.DEFINE_string("cache_dir", None, "Feature-extractor cache (default: <out_dir>/feature_cache).")
+_flags.define_feature_flags()
 flags.DEFINE_boolean("untrained_baseline", True, "Also evaluate an untrained generator of the "
                      "first Keras generator's architecture.")
 flags.DEFINE_integer("seed", 0, "Seed of the latents.")
@@ -47,20 +49,26 @@ def main(argv):
     if FLAGS.num_samples < 2:
         raise _cli.usage_error(f"num_samples={FLAGS.num_samples} must be at least 2")
     data_config = _flags.data_config().replace(shuffle_buffer=0)
+    evaluation = EvaluationConfig(features=FLAGS.features, inception_weights=FLAGS.inception_weights)
     _check_generator_files(FLAGS.generator)
     from tfgan_opt import data  # imports TensorFlow: only once the flags are valid
-    from tfgan_opt.evaluation import generators
+    from tfgan_opt.evaluation import feature_spaces, generators
 
-    # Every input is loaded before --out_dir is touched, so a bad generator file or dataset fails
-    # without deleting anything, even with --overwrite.
+    # Every input is loaded, and the feature space checked against the data, before --out_dir is
+    # touched, so a bad generator file, dataset or --features fails without deleting anything,
+    # even with --overwrite.
+    has_labels = data.source_has_labels(data_config)
+    space = feature_spaces.resolve_feature_space(evaluation, has_labels, repr(data_config.source))
     functions = [(path, generators.load_generator_function(path)) for path in FLAGS.generator]
     real_images, real_labels = data.load_arrays(data_config)
     rundir.prepare_run_dir(FLAGS.out_dir, {"evaluate": {
         "generators": FLAGS.generator, "data": data_config.to_dict(),
-        "num_samples": FLAGS.num_samples, "seed": FLAGS.seed}}, overwrite=FLAGS.overwrite)
+        "num_samples": FLAGS.num_samples, "seed": FLAGS.seed,
+        "evaluation": evaluation.to_dict()}}, overwrite=FLAGS.overwrite)
     extractor = generators.domain_extractor(
-        real_images, real_labels, FLAGS.cache_dir or os.path.join(FLAGS.out_dir, "feature_cache"))
-    logging.info("Feature extractor: held-out accuracy %.4f", extractor.accuracy)
+        real_images, real_labels, FLAGS.cache_dir or os.path.join(FLAGS.out_dir, "feature_cache"),
+        space, FLAGS.inception_weights)
+    logging.info("Features: %s", feature_spaces.describe(extractor))
     results = []
     keras_functions = [f for _, f in functions if isinstance(f, generators.KerasGeneratorFunction)]
     if FLAGS.untrained_baseline and keras_functions:

@@ -31,12 +31,15 @@ def main(argv):
     from tfgan_opt import data
     from tfgan_opt.pipeline import stages
 
-    # The data is opened before the run directory is touched, so a bad --dataset fails without
-    # deleting anything, even with --overwrite (see experiments/train.py).
+    # The data is opened, and the evaluation's feature space checked against it (an unlabelled
+    # source cannot use the classifier), before the run directory is touched: a bad --dataset or
+    # --features fails in seconds without deleting anything, even with --overwrite.
+    space = stages.check_evaluation(config)
+    logging.info("Quality metrics will use the %s feature space", space)
     stages.seed_everything(config.train)
     dataset = data.make_dataset(config.data)
     rundir.prepare_run_dir(FLAGS.run_dir, config.to_dict(), overwrite=FLAGS.overwrite)
-    report = stages.run_pipeline(config, run_dir=FLAGS.run_dir, dataset=dataset)
+    report = stages.run_pipeline(config, run_dir=FLAGS.run_dir, dataset=dataset, checked=True)
     logging.info("Report: %s", report)
 
 

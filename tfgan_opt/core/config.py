@@ -15,6 +15,7 @@ LOSS_NAMES = ("non_saturating", "minimax", "wasserstein", "wgan_gp", "hinge")
 PRUNING_SCHEDULES = ("polynomial", "constant")
 EXPORT_FORMATS = ("saved_model", "float32", "float16", "dynamic_range", "int8", "int8_float_io")
 CHANNEL_CRITERIA = ("l1", "bn_scale", "activation", "taylor")
+FEATURE_SPACES = ("auto", "classifier", "label_free", "inception")
 
 
 def _check(condition, message):
@@ -318,8 +319,12 @@ class EvaluationConfig(_Config):
       num_samples: generated images per variant for the quality metrics.
       benchmark_runs: timed calls per variant and setting (interleaved over ``benchmark_rounds``).
       benchmark_rounds: interleaved rounds of the latency benchmark.
-      cache_dir: feature-classifier cache (None: ``<run_dir>/feature_cache``).
+      cache_dir: feature-extractor cache (None: ``<run_dir>/feature_cache``).
       seed: seed of the evaluation latents.
+      features: feature space of the metrics, one of ``FEATURE_SPACES`` (``auto``, the default,
+        is what runs recorded before this field did on a labelled source: the classifier).
+      inception_weights: a local InceptionV3 (include_top=False) HDF5 weights file, for
+        ``features`` ``inception`` (or ``auto``).
     """
 
     num_samples: int = 10_000
@@ -327,12 +332,19 @@ class EvaluationConfig(_Config):
     benchmark_rounds: int = 5
     cache_dir: Optional[str] = None
     seed: int = 0
+    features: str = "auto"
+    inception_weights: Optional[str] = None
 
     def __post_init__(self):
         _check(self.num_samples >= 2, f"num_samples={self.num_samples} must be at least 2")
         _check(self.benchmark_runs >= 1, f"benchmark_runs={self.benchmark_runs} must be positive")
         _check(1 <= self.benchmark_rounds <= self.benchmark_runs,
                f"benchmark_rounds={self.benchmark_rounds} must be in [1, benchmark_runs]")
+        _check_choice("features", self.features, FEATURE_SPACES)
+        _check(self.features in ("auto", "inception") or not self.inception_weights,
+               f"features={self.features} does not use inception_weights; drop one of them")
+        _check(self.features != "inception" or bool(self.inception_weights),
+               "features=inception needs inception_weights (a local InceptionV3 weights file)")
 
 
 @dataclasses.dataclass(frozen=True)

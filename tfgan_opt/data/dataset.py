@@ -139,6 +139,17 @@ def make_dataset(config: DataConfig, repeat: bool = True) -> tf.data.Dataset:
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def source_has_labels(config: DataConfig) -> bool:
+    """Whether the source gives class labels (TFDS sources always do, read ``as_supervised``).
+
+    Reads a local source's files, so a missing or bad source fails here with its usual error.
+    """
+    kind, location = parse_source(config.source)
+    if kind == "tfds":
+        return True
+    return SOURCES[kind](config, location)[1] is not None
+
+
 def describe_source(config: DataConfig) -> str:
     """One line for reports, e.g. ``digits: 1797 images 8x8x1 resized to 28x28x1, 10 classes``.
 

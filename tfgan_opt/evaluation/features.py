@@ -32,6 +32,9 @@ _MIN_IMAGE_SIDE = 8
 _MAX_FLATTEN_SIDE = 7
 # Images may carry rounding a little outside [-1, 1]; anything beyond is a scaling mistake.
 _RANGE_TOLERANCE = 1e-3
+# Metrics that need the classifier's logits; the coverage ones also need the real labels.
+LOGIT_METRICS = ("classifier_score",)
+COVERAGE_METRICS = ("classes_covered", "classes_covered_10pct", "class_histogram", "kl_to_real")
 
 
 def check_images(images, name="images"):
@@ -52,8 +55,8 @@ def _check_labels(labels, num_images, num_classes):
     """Returns ``labels`` as int64 [N], or raises DataError."""
     if labels is None:
         raise DataError("the feature classifier is trained on class labels but labels is None; "
-                        "pass the real images' labels, or use InceptionFeatureExtractor with a "
-                        "local weights file")
+                        "pass the real images' labels, or use the label-free encoder "
+                        "(features=label_free)")
     labels = np.asarray(labels)
     if labels.shape != (num_images,) or not np.issubdtype(labels.dtype, np.integer):
         raise DataError(f"labels must be {num_images} integers, got dtype {labels.dtype} and shape "
@@ -299,6 +302,10 @@ def _metrics_from_features(real_activations, fake_activations, fake_logits, real
         if real_labels is not None:
             results.update(metrics.mode_coverage_from_logits(
                 fake_logits, real_labels, num_classes or fake_logits.shape[1]))
+    # Label metrics a feature space cannot give are recorded as not applicable, not left out.
+    results["not_applicable"] = [key for key in LOGIT_METRICS + COVERAGE_METRICS
+                                 if key not in results]
+    results.update({key: None for key in results["not_applicable"]})
     return results
 
 
@@ -325,7 +332,8 @@ def compute_metrics(extractor, real_images, fake_images, real_labels=None, num_c
       A dict of Python numbers: ``num_real``, ``num_fake``, ``frechet_distance``, ``kid_mean``,
       ``kid_std``, ``precision``, ``recall``; with logits also ``classifier_score``; with logits
       and real_labels also ``classes_covered``, ``classes_covered_10pct``, ``class_histogram``
-      and ``kl_to_real`` (see `tfgan_opt.metrics`).
+      and ``kl_to_real`` (see `tfgan_opt.metrics`). Those the extractor and labels cannot give
+      are None and listed in ``not_applicable``.
 
     Raises:
       DataError: bad images, or real_labels of another length than real_images.

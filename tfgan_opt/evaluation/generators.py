@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfgan_opt import models
-from tfgan_opt.evaluation import features
+from tfgan_opt.evaluation import feature_spaces, features
 from tfgan_opt.core.artifacts import atomic_write_json
 from tfgan_opt.core.compat import keras
 from tfgan_opt.core.errors import ModelFileError
@@ -99,10 +99,16 @@ def num_classes_of(labels):
     return None if labels is None else int(np.max(labels)) + 1
 
 
-def domain_extractor(real_images, real_labels, cache_dir):
-    """The dataset's domain classifier (trained once, cached under ``cache_dir``)."""
-    return features.get_or_train_feature_extractor(real_images, real_labels,
-                                                   num_classes_of(real_labels), cache_dir)
+def domain_extractor(real_images, real_labels, cache_dir, space=None, inception_weights=None):
+    """The dataset's domain feature extractor (trained once, cached under ``cache_dir``).
+
+    ``space``: a `feature_spaces.resolve_feature_space` result; None picks the classifier when
+    there are labels, else the label-free encoder.
+    """
+    if space is None:
+        space = feature_spaces.CLASSIFIER if real_labels is not None else feature_spaces.LABEL_FREE
+    return feature_spaces.make_extractor(space, real_images, real_labels, cache_dir,
+                                         inception_weights)
 
 
 def evaluate_images(extractor, real_images, real_labels, fake_images, seed=0):
@@ -129,7 +135,7 @@ def write_evaluation(out_dir, data_description, extractor, floor, results, num_r
     Args:
       out_dir: output folder.
       data_description: one line describing the real data (`data.describe_source`).
-      extractor: the `FeatureExtractor` used (its held-out accuracy is reported).
+      extractor: the feature extractor used (`feature_spaces.describe` names it).
       floor: real-vs-real metrics.
       results: list of (name, metrics dict, images float32 [N, H, W, C]).
       num_real: number of real images.
@@ -144,18 +150,16 @@ def write_evaluation(out_dir, data_description, extractor, floor, results, num_r
         grids.append((name, path))
     accuracy = getattr(extractor, "accuracy", None)
     payload = {"data": data_description, "num_real": num_real, "classifier_accuracy": accuracy,
+               "feature_space": feature_spaces.space_of(extractor),
                "real_vs_real": floor, "generators": {name: m for name, m, _ in results}}
     atomic_write_json(os.path.join(out_dir, "metrics.json"), payload)
     num_fake = ", ".join(f"{name}: {m.get('num_fake')}" for name, m, _ in results)
     about = (f"Real data: {data_description}. {num_real} real images; generated samples per "
-             f"model: {num_fake}. Features: the penultimate layer of a classifier trained on the "
-             f"real images (held-out accuracy {_percent(accuracy)}). The real-vs-real row compares "
-             "two disjoint halves of the real set: differences smaller than its distance from 0 "
-             "are noise.")
+             f"model: {num_fake}. Features: {feature_spaces.describe(extractor)}. The real-vs-real "
+             "row compares two disjoint halves of the real set: differences smaller than its "
+             "distance from 0 are noise. n/a: the metric needs class labels or logits this "
+             "feature space does not have.")
     rows = [("real vs real (floor)", floor)] + [(name, m) for name, m, _ in results]
     return write_report(os.path.join(out_dir, "report.md"), "Sample quality", [
         ("How to read this", about), ("Metrics", quality_table(rows)), ("Samples", grids)])
 
-
-def _percent(value):
-    return "unknown" if value is None else f"{100 * value:.2f}%"

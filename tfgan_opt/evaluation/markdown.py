@@ -34,12 +34,18 @@ def _kib(num_bytes):
 
 
 def quality_table(rows):
-    """Markdown table of quality metrics; ``rows`` is a list of (label, metrics dict)."""
+    """Markdown table of quality metrics; ``rows`` is a list of (label, metrics dict).
+
+    A metric the dict lists in ``not_applicable`` (a class metric without labels) shows "n/a"; a
+    missing one shows "-".
+    """
     header = "| model | " + " | ".join(c[1] for c in QUALITY_COLUMNS) + " |"
     lines = [header, "|" + "---|" * (len(QUALITY_COLUMNS) + 1)]
     for label, metrics in rows:
         metrics = metrics or {}
-        cells = [_fmt(metrics.get(key), pattern) for key, _, pattern in QUALITY_COLUMNS]
+        not_applicable = metrics.get("not_applicable") or ()
+        cells = ["n/a" if key in not_applicable else _fmt(metrics.get(key), pattern)
+                 for key, _, pattern in QUALITY_COLUMNS]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -59,10 +59,7 @@ def _checks(head, targets):
         (f"Frechet distance within {100 * targets.max_frechet_increase:g}% of the dense "
          "generator's", f"{100 * head['frechet_relative_change']:+.1f}%",
          head["frechet_relative_change"] <= targets.max_frechet_increase),
-        ("all classes covered (as many as real images reach)",
-         f"{head['classes_covered']} of {head['classes_real']}",
-         head["classes_covered"] is not None
-         and head["classes_covered"] >= (head["classes_real"] or 0)),
+        _classes_check(head),
         (f"full-int8 >= {targets.min_int8_speedup:g}x faster than float32 TFLite (batch 1, "
          "1 thread)", f"{head['int8_speedup_b1_t1']:.2f}x",
          head["int8_speedup_b1_t1"] >= targets.min_int8_speedup),
@@ -72,8 +69,29 @@ def _checks(head, targets):
          head["float_ops_in_int8"] == 0),
     ]
     lines = ["| check | measured | |", "|---|---|---|"]
-    lines += [f"| {name} | {value} | {'met' if ok else 'MISSED'} |" for name, value, ok in rows]
+    lines += [f"| {name} | {value} | {_verdict(ok)} |" for name, value, ok in rows]
     return "\n".join(lines)
+
+
+def _verdict(ok):
+    return "n/a" if ok is None else ("met" if ok else "MISSED")
+
+
+def _classes_check(head):
+    name = "all classes covered (as many as real images reach)"
+    if head["classes_real"] is None:  # no labels, or a feature space without logits
+        return name, "n/a (no class labels in this feature space)", None
+    return (name, f"{head['classes_covered']} of {head['classes_real']}",
+            head["classes_covered"] is not None and head["classes_covered"] >= head["classes_real"])
+
+
+def _features_sentence(evaluated):
+    """Which feature space the metrics used; runs evaluated before it was recorded used the
+    classifier."""
+    if evaluated.get("features"):
+        return evaluated["features"]
+    return ("the penultimate layer of a classifier trained on the real images (held-out accuracy "
+            f"{100 * evaluated['classifier_accuracy']:.2f}%)")
 
 
 def _sparsity_table(prune_record, qat_record):
@@ -119,11 +137,11 @@ def write_pipeline_report(run_dir, targets=DeploymentTargets()):
         [v for v in variants if v.get("file")],
         os.path.join(run_dir, "report_size_vs_quality.png"), floor=evaluated["floor"])
     about = (f"Data: {evaluated['data']}. Quality metrics use {evaluated['num_samples']} generated "
-             f"samples per variant against {evaluated['num_real']} real images, in the feature "
-             f"space of a classifier trained on the real images (held-out accuracy "
-             f"{100 * evaluated['classifier_accuracy']:.2f}%). The real-vs-real row (two disjoint "
-             "halves) is the noise floor. Latencies are medians of interleaved runs on this "
-             "machine; compare ratios, not absolute milliseconds.")
+             f"samples per variant against {evaluated['num_real']} real images. Feature space: "
+             f"{_features_sentence(evaluated)}. The real-vs-real row (two disjoint halves) is the "
+             "noise floor; n/a marks a metric that needs class labels this feature space does "
+             "not have. Latencies are medians of interleaved runs on this machine; compare "
+             "ratios, not absolute milliseconds.")
     quality_rows = [("real vs real (floor)", evaluated["floor"]),
                     ("untrained generator", evaluated["untrained"])]
     quality_rows += [(v["name"], v["metrics"]) for v in variants]

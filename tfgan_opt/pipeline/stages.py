@@ -22,6 +22,7 @@ from tfgan_opt.core.pipeline_config import TRAIN_SECTIONS, PipelineConfig
 from tfgan_opt.core.errors import RunDirError
 from tfgan_opt.core.images import save_image_grid
 from tfgan_opt.core.rundir import CONFIG_FILE, mark_stage_done, stage_done
+from tfgan_opt.evaluation import feature_spaces
 from tfgan_opt.evaluation import generators as generator_eval
 from tfgan_opt.export import tflite
 from tfgan_opt.pipeline import finetune, variants
@@ -252,6 +253,20 @@ def benchmark_stage(config, run_dir):
     return _run_stage(run_dir, variants.BENCHMARK, build)
 
 
+def check_evaluation(config):
+    """The feature space the evaluate stage will use, resolved against the data before any work.
+
+    Returns:
+      ``"classifier"``, ``"label_free"`` or ``"inception"``.
+
+    Raises:
+      ConfigError, ModelFileError: the run could not be evaluated (see
+        `feature_spaces.resolve_feature_space`); DataError: the source cannot be read.
+    """
+    return feature_spaces.resolve_feature_space(
+        config.evaluation, data_lib.source_has_labels(config.data), repr(config.data.source))
+
+
 def evaluate_stage(config, run_dir):
     """Sample quality of every variant, the real-vs-real floor and an untrained baseline."""
     evaluation = config.evaluation
@@ -260,8 +275,11 @@ def evaluate_stage(config, run_dir):
         generators = load_stage_generators(run_dir)
         real_images, real_labels, description = data_lib.load_arrays(
             config.data.replace(shuffle_buffer=0), describe=True)
+        space = feature_spaces.resolve_feature_space(evaluation, real_labels is not None,
+                                                     repr(config.data.source))
         extractor = generator_eval.domain_extractor(
-            real_images, real_labels, evaluation.cache_dir or os.path.join(run_dir, "feature_cache"))
+            real_images, real_labels, evaluation.cache_dir or os.path.join(run_dir, "feature_cache"),
+            space, evaluation.inception_weights)
         num = min(evaluation.num_samples, max(2, len(real_images)))
         records = variants.evaluate_variants(
             stage_done(run_dir, variants.BENCHMARK)["variants"], generators, extractor,
@@ -270,7 +288,8 @@ def evaluate_stage(config, run_dir):
         untrained_images = generator_eval.generate(
             generator_eval.KerasGeneratorFunction(untrained), num, evaluation.seed)
         return {"variants": records, "num_real": len(real_images), "num_samples": num,
-                "classifier_accuracy": extractor.accuracy,
+                "classifier_accuracy": extractor.accuracy, "feature_space": space,
+                "features": feature_spaces.describe(extractor),
                 "data": description,
                 "floor": generator_eval.noise_floor(extractor, real_images, real_labels,
                                                     evaluation.seed),
@@ -291,18 +310,25 @@ def report_stage(config, run_dir):
     return _run_stage(run_dir, variants.REPORT, build)
 
 
-def compress_run(config, *, run_dir):
+def compress_run(config, *, run_dir, checked=False):
     """The stages after training: [channel pruning + recover ->] [prune + recover ->] QAT ->
     export + verify -> benchmark -> evaluate -> report, on a run directory whose train stage is
     done. ``config.channels`` None skips channel pruning; ``config.prune`` None skips weight
     pruning (QAT of the dense or narrow generator).
 
+    ``checked``: the caller already ran `check_evaluation` (else it runs first here).
+
     Returns:
       Path of ``<run_dir>/report.md``.
+
+    Raises:
+      ConfigError, ModelFileError: before any stage, if the run could not be evaluated.
     """
     if not stage_done(run_dir, variants.TRAIN):
         raise RunDirError(f"{run_dir} has no trained GAN (train/stage.json); train it first with "
                           "experiments/train.py or run experiments/pipeline.py")
+    if not checked and not stage_done(run_dir, variants.EVALUATE):
+        check_evaluation(config)
     if config.channels is not None:
         channels_stage(config, run_dir)
     if config.prune is not None:
@@ -312,16 +338,22 @@ def compress_run(config, *, run_dir):
     return report_stage(config, run_dir)["report"]
 
 
-def run_pipeline(config, *, run_dir, strategy=None, dataset=None):
+def run_pipeline(config, *, run_dir, strategy=None, dataset=None, checked=False):
     """The whole pipeline: `train_gan`, then `compress_run`. Completed stages are skipped.
 
     ``dataset``: the training pipeline if the caller already opened it (see `train_gan`).
+    ``checked``: the caller already ran `check_evaluation` (else it runs before training).
 
     Returns:
       Path of ``<run_dir>/report.md``.
+
+    Raises:
+      ConfigError, ModelFileError: before training, if the run could not be evaluated.
     """
+    if not checked:
+        check_evaluation(config)
     train_gan(config, run_dir=run_dir, strategy=strategy, dataset=dataset)
-    return compress_run(config, run_dir=run_dir)
+    return compress_run(config, run_dir=run_dir, checked=True)
 
 
 def load_run_config(run_dir):

@@ -1,0 +1,291 @@
+"""A label-free domain feature extractor: a small contrastive (SimCLR-style) encoder.
+
+Trained on the real images alone (no labels, no download), it plays the role the labelled
+classifier of `tfgan_opt.evaluation.features` plays when the source has labels: its 128-d
+``embedding`` layer is the feature space of FD, KID and precision/recall. SimCLR (Chen et al.
+2020, "A Simple Framework for Contrastive Learning of Visual Representations") trains an encoder
+so that two random augmentations of one image map close together and away from every other image
+of the batch (the NT-Xent loss); the features then describe what survives the augmentations:
+shapes and layout, not pixel noise or exact position. The augmentations are the ones that keep an
+image's meaning in any domain: a random crop resized back (translation and zoom), brightness and
+contrast jitter, and Gaussian noise. No flips: a mirrored digit is another symbol.
+
+Numbers from it are comparable only between runs that use the same encoder (the cache keys it by
+dataset and recipe, like the classifier).
+"""
+
+import hashlib
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tfgan_opt.core import artifacts
+from tfgan_opt.core.compat import keras
+from tfgan_opt.core.errors import DataError, ModelFileError
+from tfgan_opt.evaluation.features import EMBEDDING_LAYER_NAME, check_images, run_batched
+
+# Bump whenever build_encoder, the augmentations or the training procedure change.
+ENCODER_RECIPE_VERSION = 1
+_ENCODER_FILE = "encoder.keras"
+_INFO_FILE = "info.json"
+_MIN_IMAGE_SIDE = 8
+_MAX_FLATTEN_SIDE = 7
+_PROJECTION_DIM = 64
+# Augmentation strengths: crops keep >= this fraction of the side; jitter ranges in [-1, 1] units.
+_MIN_CROP_SIDE = 0.75
+_BRIGHTNESS = 0.2
+_CONTRAST = 0.3
+_NOISE_STD = 0.05
+
+
+def build_encoder(image_shape, embedding_dim=128):
+    """Builds the encoder: conv blocks, then a ReLU Dense layer named ``embedding``.
+
+    Args:
+      image_shape: (side, side, channels) with side >= 8 and channels 1 or 3.
+      embedding_dim: width of the ``embedding`` layer (the features).
+
+    Returns:
+      An uncompiled Functional ``keras.Model`` from float32 [N, side, side, channels] in [-1, 1] to
+      float32 [N, embedding_dim].
+
+    Raises:
+      DataError: the image shape is not supported.
+    """
+    side, width, channels = image_shape
+    if side != width or side < _MIN_IMAGE_SIDE or channels not in (1, 3):
+        raise DataError(f"the label-free encoder needs square images of side >= "
+                        f"{_MIN_IMAGE_SIDE} with 1 or 3 channels, got shape {tuple(image_shape)}")
+    inputs = keras.Input(shape=tuple(image_shape), dtype="float32")
+    x = inputs
+    # Half the classifier's filters: contrastive training sees two views per image per step.
+    for filters in (16, 32):
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = keras.layers.MaxPooling2D()(x)
+    # Conv blocks until the map is at most 7 wide, so the Dense layer stays small at 128x128.
+    while x.shape[1] > _MAX_FLATTEN_SIDE:
+        x = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+        x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Dense(embedding_dim, activation="relu",
+                           name=EMBEDDING_LAYER_NAME)(keras.layers.Flatten()(x))
+    return keras.Model(inputs, x, name="label_free_encoder")
+
+
+def _projection_head(embedding_dim):
+    # SimCLR computes the loss on a small MLP head and keeps the layer below it as features: the
+    # head discards what the augmentations vary, the embedding keeps more of the image.
+    return keras.Sequential([keras.Input((embedding_dim,)),
+                             keras.layers.Dense(embedding_dim, activation="relu"),
+                             keras.layers.Dense(_PROJECTION_DIM)], name="projection_head")
+
+
+def augment(images, seed):
+    """One random view per image: crop + resize, brightness/contrast jitter, Gaussian noise.
+
+    Args:
+      images: float32 [B, side, side, C] in [-1, 1].
+      seed: int32 [2] stateless seed; the same seed gives the same views.
+
+    Returns:
+      float32 [B, side, side, C] in [-1, 1].
+    """
+    batch, side = tf.shape(images)[0], images.shape[1]
+    seeds = tf.random.experimental.stateless_split(seed, 5)
+    crop = tf.random.stateless_uniform([batch, 1], seeds[0], _MIN_CROP_SIDE, 1.0)
+    offset = tf.random.stateless_uniform([batch, 2], seeds[1]) * (1.0 - crop)
+    boxes = tf.concat([offset, offset + crop], axis=1)
+    views = tf.image.crop_and_resize(images, boxes, tf.range(batch), (side, side))
+    contrast = tf.random.stateless_uniform([batch, 1, 1, 1], seeds[2], 1 - _CONTRAST, 1 + _CONTRAST)
+    brightness = tf.random.stateless_uniform([batch, 1, 1, 1], seeds[3], -_BRIGHTNESS, _BRIGHTNESS)
+    mean = tf.reduce_mean(views, axis=[1, 2, 3], keepdims=True)
+    views = (views - mean) * contrast + mean + brightness
+    views += tf.random.stateless_normal(tf.shape(views), seeds[4], stddev=_NOISE_STD)
+    return tf.clip_by_value(views, -1.0, 1.0)
+
+
+def nt_xent_loss(first, second, temperature):
+    """SimCLR's normalized-temperature cross entropy of two batches of projections.
+
+    Args:
+      first, second: float32 [B, D]; row i of both are views of the same image.
+      temperature: softmax temperature, > 0.
+
+    Returns:
+      Scalar float32: the mean over the 2B views of -log softmax(similarity to its partner).
+    """
+    views = tf.math.l2_normalize(tf.concat([first, second], axis=0), axis=1)
+    batch = tf.shape(first)[0]
+    logits = tf.matmul(views, views, transpose_b=True) / temperature
+    logits -= 1e9 * tf.eye(2 * batch)  # a view is not its own partner
+    partners = tf.concat([tf.range(batch, 2 * batch), tf.range(batch)], axis=0)
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(partners, logits))
+
+
+def view_matching_accuracy(encoder, images, seed=0):
+    """How often an augmented view's nearest embedding (cosine) is the other view of its image.
+
+    A sanity figure for the encoder on images it did not train on (chance: 1 / (2N - 1)).
+    """
+    first = augment(tf.constant(images), tf.constant([seed, 1]))
+    second = augment(tf.constant(images), tf.constant([seed, 2]))
+    a = tf.math.l2_normalize(encoder(first, training=False), axis=1)
+    b = tf.math.l2_normalize(encoder(second, training=False), axis=1)
+    nearest = tf.argmax(tf.matmul(a, b, transpose_b=True), axis=1, output_type=tf.int32)
+    return float(tf.reduce_mean(tf.cast(nearest == tf.range(tf.shape(a)[0]), tf.float32)))
+
+
+def train_encoder(images, *, steps=200, batch_size=128, temperature=0.2, learning_rate=1e-3,
+                  seed=0, held_out=256):
+    """Trains the contrastive encoder on unlabelled real images.
+
+    Args:
+      images: float [N, side, side, C] in [-1, 1], side >= 8, C in {1, 3}, N >= 16.
+      steps: optimizer steps (the training cost is bounded by steps * batch_size, not by N).
+      batch_size: images per step (2 * batch_size views); capped at the training images.
+      temperature: NT-Xent temperature.
+      learning_rate: Adam learning rate.
+      seed: seed of the weights, the batches and the augmentations.
+      held_out: images kept out of training to measure `view_matching_accuracy` (at most N / 5).
+
+    Returns:
+      (encoder, accuracy): the trained `build_encoder` model and its held-out view-matching
+      accuracy in [0, 1].
+
+    Raises:
+      DataError: bad images or too few of them.
+    """
+    images = check_images(images)
+    if images.shape[0] < 16:
+        raise DataError(f"the label-free encoder needs at least 16 real images, got "
+                        f"{images.shape[0]}")
+    order = np.random.default_rng(seed).permutation(images.shape[0])
+    num_held_out = min(held_out, images.shape[0] // 5)
+    held, train = images[order[:num_held_out]], images[order[num_held_out:]]
+    batch_size = min(batch_size, train.shape[0])
+    keras.utils.set_random_seed(seed)
+    encoder = build_encoder(images.shape[1:])
+    head = _projection_head(int(encoder.output_shape[-1]))
+    optimizer = keras.optimizers.Adam(learning_rate)
+    variables = encoder.trainable_variables + head.trainable_variables
+
+    @tf.function
+    def step(batch, step_seed):
+        with tf.GradientTape() as tape:
+            first = head(encoder(augment(batch, step_seed), training=True), training=True)
+            second = head(encoder(augment(batch, step_seed + 1), training=True), training=True)
+            loss = nt_xent_loss(first, second, temperature)
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    rng = np.random.default_rng(seed + 1)
+    start = time.monotonic()
+    for index in range(steps):
+        rows = rng.choice(train.shape[0], batch_size, replace=False)
+        loss = step(tf.constant(train[rows]), tf.constant([seed, 2 * index + 3]))
+    accuracy = view_matching_accuracy(encoder, held, seed)
+    logging.info("Label-free encoder: %d steps of %d images in %.1f s, last loss %.3f, held-out "
+                 "view matching %.4f", steps, batch_size, time.monotonic() - start, float(loss),
+                 accuracy)
+    return encoder, accuracy
+
+
+class EncoderFeatureExtractor:
+    """Embeddings of a label-free encoder (see `train_encoder`); it has no logits.
+
+    Attributes:
+      encoder: the wrapped ``keras.Model``.
+      accuracy: None (there are no labels to be accurate about).
+      view_accuracy: held-out view-matching accuracy in [0, 1], or None if unknown.
+      image_shape: (side, side, channels) it accepts.
+      embedding_dim: width of its features.
+      num_classes: None (no logits).
+    """
+
+    feature_space = "label_free"
+
+    def __init__(self, encoder, view_accuracy=None):
+        self.encoder = encoder
+        self.accuracy = None
+        self.view_accuracy = view_accuracy
+        self.image_shape = tuple(encoder.input_shape[1:])
+        self.embedding_dim = int(encoder.output_shape[-1])
+        self.num_classes = None
+        self._features = tf.function(
+            self._forward, input_signature=[tf.TensorSpec((None,) + self.image_shape, tf.float32)])
+
+    def _forward(self, images):
+        return (self.encoder(images, training=False),)
+
+    def describe(self):
+        """One sentence naming the feature space, for reports."""
+        matching = ("unknown" if self.view_accuracy is None
+                    else f"{100 * self.view_accuracy:.1f}%")
+        return ("the embedding of a contrastive (SimCLR-style) encoder trained on the real images "
+                f"without labels (held-out view matching {matching})")
+
+    def activations_and_logits(self, images, batch_size=500):
+        """Returns (float64 [N, embedding_dim] embeddings, None) for float [N, *image_shape]."""
+        images = check_images(images)
+        if images.shape[1:] != self.image_shape:
+            raise DataError(f"images have shape {images.shape[1:]} but the label-free encoder "
+                            f"takes {self.image_shape}")
+        (activations,) = run_batched(self._features, images, batch_size)
+        return activations, None
+
+
+def encoder_fingerprint(images, **recipe):
+    """sha256 hex digest of the images, the encoder recipe version and ``recipe``."""
+    images = np.ascontiguousarray(images, dtype=np.float32)
+    digest = hashlib.sha256()
+    digest.update(repr(("label_free", ENCODER_RECIPE_VERSION, images.shape,
+                        sorted(recipe.items()))).encode("utf-8"))
+    digest.update(images.tobytes())
+    return digest.hexdigest()
+
+
+def get_or_train_label_free_extractor(images, cache_dir, *, steps=200, batch_size=128, seed=0):
+    """Loads the encoder cached for these images, or trains and caches it.
+
+    The entry ``<cache_dir>/<fingerprint>/`` holds ``encoder.keras`` and ``info.json``, written
+    atomically; it shares the cache folder with the classifiers but never their fingerprints.
+
+    Args:
+      images, steps, batch_size, seed: see `train_encoder`.
+      cache_dir: directory of cache entries; created if missing.
+
+    Returns:
+      An `EncoderFeatureExtractor`.
+
+    Raises:
+      DataError: bad images.
+      ModelFileError: a cache entry exists but cannot be loaded (delete it to retrain).
+    """
+    images = check_images(images)
+    fingerprint = encoder_fingerprint(images, steps=steps, batch_size=batch_size, seed=seed)
+    entry = os.path.join(cache_dir, fingerprint)
+    if os.path.isfile(os.path.join(entry, _INFO_FILE)):
+        return _load_cached_encoder(entry)
+    encoder, accuracy = train_encoder(images, steps=steps, batch_size=batch_size, seed=seed)
+    with artifacts.atomic_directory(entry) as tmp_dir:
+        encoder.save(os.path.join(tmp_dir, _ENCODER_FILE))
+        artifacts.atomic_write_json(os.path.join(tmp_dir, _INFO_FILE), {
+            "kind": "label_free", "view_accuracy": accuracy, "num_samples": images.shape[0],
+            "image_shape": images.shape[1:], "recipe_version": ENCODER_RECIPE_VERSION,
+            "steps": steps, "batch_size": batch_size, "seed": seed})
+    logging.info("Cached label-free encoder in %s", entry)
+    return EncoderFeatureExtractor(encoder, accuracy)
+
+
+def _load_cached_encoder(entry):
+    path = os.path.join(entry, _ENCODER_FILE)
+    try:
+        info = artifacts.read_json(os.path.join(entry, _INFO_FILE))
+        encoder = keras.models.load_model(path, compile=False)
+    except (OSError, ValueError) as error:
+        raise ModelFileError(f"cannot load cached label-free encoder {path} ({error}); delete "
+                             f"{entry} to retrain it") from error
+    logging.info("Loaded cached label-free encoder %s", path)
+    return EncoderFeatureExtractor(encoder, info["view_accuracy"])
