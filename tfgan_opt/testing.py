@@ -124,3 +124,16 @@ def zero_patterns(model):
     layers = [layer for layer in model.network.layers if prune.effective_kernel(layer) is not None]
     return {row["layer"]: prune.effective_kernel(layer) == 0
             for layer, row in zip(layers, prune.sparsity_report(model)["layers"])}
+
+def write_image_folder(directory, num=24, size=8, channels=3, seed=0):
+    """Writes ``num`` random PNGs (two kinds: a bright or a dark centre square) flat into
+    ``directory``: an unlabelled ``folder:`` source. Returns ``directory``."""
+    from PIL import Image  # only this helper needs Pillow
+    rng = np.random.default_rng(seed)
+    os.makedirs(directory, exist_ok=True)
+    for index in range(num):
+        pixels = rng.integers(0, 256, (size, size, channels), dtype=np.uint8)
+        pixels[size // 4:3 * size // 4, size // 4:3 * size // 4] = 255 * (index % 2)
+        Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels).save(
+            os.path.join(directory, f"image_{index:03d}.png"))
+    return directory

@@ -22,3 +22,12 @@ def test_report_has_a_row_per_variant_and_relative_image_links(tmp_path):
     assert "| keras float32 | 2.00 |" in text
     assert "![size vs quality](plots/size.png)" in text
     assert "| int8 | 2.10 | - | - | - | - | 10 | - |" in text
+
+
+def test_quality_table_marks_metrics_that_need_labels_not_applicable():
+    metrics = {"frechet_distance": 1.5, "kid_mean": 0.01, "precision": 0.5, "recall": 0.25,
+               "classifier_score": None, "classes_covered": None, "kl_to_real": None,
+               "not_applicable": ["classifier_score", "classes_covered", "kl_to_real"]}
+    table = markdown.quality_table([("label-free", metrics), ("old record", {"frechet_distance": 2})])
+    assert "| label-free | 1.50 | 0.0100 | n/a | 0.500 | 0.250 | n/a | n/a |" in table
+    assert "| old record | 2.00 | - | - | - | - | - | - |" in table

@@ -25,7 +25,7 @@ import sys
 
 import numpy as np
 import pytest
-from tfgan_opt.testing import REPO
+from tfgan_opt.testing import REPO, write_image_folder
 from PIL import Image
 
 from tfgan_opt import PruneConfig
@@ -123,6 +123,17 @@ def _bogus_tflite(d):
     return [f"--generator={path}", "--num_samples=8"], r"bogus\.tflite is not a TFLite model"
 
 
+def _classifier_on_unlabelled_folder(d):
+    folder = write_image_folder(os.path.join(d, "photos"), num=8, size=8)
+    return ([f"--dataset=folder:{folder}", "--channels=3", "--features=classifier"],
+            r"features=classifier needs class labels but 'folder:.*photos' has none")
+
+
+def _missing_inception_weights(d):
+    return ([f"--generator={d}", f"--inception_weights={os.path.join(d, 'none.h5')}"],
+            r"InceptionV3 weights file not found: .*none\.h5")
+
+
 def _flag(*flags, message):
     return lambda d: (list(flags), message)
 
@@ -151,6 +162,9 @@ CASES = {
         COMPRESS, _flag("--target_sparsity=-0.1",
                         message=r"target_sparsity=-0\.1 must be in \[0, 1\)")),
     "non_tflite_file_as_generator": (EVALUATE, _bogus_tflite),
+    # A run that could not be evaluated stops before training, not after it (issue 17).
+    "classifier_features_on_unlabelled_folder": (PIPELINE, _classifier_on_unlabelled_folder),
+    "missing_inception_weights": (EVALUATE, _missing_inception_weights),
 }
 
 

@@ -6,11 +6,14 @@ import os
 import numpy as np
 import pytest
 
-from tfgan_opt import (DataConfig, EvaluationConfig, ExportConfig, ModelConfig, PipelineConfig,
-                       PruneConfig, QuantizeConfig, RecoveryConfig, RunDirError, TrainConfig)
+from tfgan_opt import (ConfigError, DataConfig, EvaluationConfig, ExportConfig, ModelConfig,
+                       PipelineConfig, PruneConfig, QuantizeConfig, RecoveryConfig, RunDirError,
+                       TrainConfig)
+from tfgan_opt.core.errors import ModelFileError
 from tfgan_opt.core.artifacts import read_json
 from tfgan_opt.core.rundir import prepare_run_dir
 from tfgan_opt.pipeline import stages, variants
+from tfgan_opt.testing import write_image_folder
 
 DATA = DataConfig(source="digits", image_size=8, batch_size=16)
 MODEL = ModelConfig(image_size=8, latent_dim=8, width=4, discriminator_width=4)
@@ -83,5 +86,52 @@ def test_a_config_json_written_before_the_layout_change_still_resumes(tmp_path):
     prepare_run_dir(run_dir, old)
     os.makedirs(os.path.join(run_dir, "train"))  # a run that has started
     config = stages.load_run_config(run_dir)
-    assert json.loads(json.dumps(config.to_dict())) == old
+    recorded = json.loads(json.dumps(config.to_dict()))
+    # Fields added since then take defaults that mean the old behaviour (features=auto: the
+    # classifier on this labelled source).
+    assert recorded["evaluation"].pop("features") == "auto"
+    assert recorded["evaluation"].pop("inception_weights") is None
+    assert recorded == old
+    assert stages.check_evaluation(config) == "classifier"
     assert prepare_run_dir(run_dir, config.to_dict()) is True  # the same run: a resume
+
+
+def _unlabelled_config(folder, **evaluation):
+    return CONFIG.replace(
+        data=DATA.replace(source=f"folder:{folder}", channels=3),
+        model=MODEL.replace(channels=3),
+        evaluation=CONFIG.evaluation.replace(num_samples=24, **evaluation))
+
+
+def test_an_unevaluable_configuration_fails_before_training_touches_the_run_dir(tmp_path,
+                                                                               monkeypatch):
+    folder = write_image_folder(str(tmp_path / "photos"), num=24, size=10)
+    monkeypatch.setattr(stages, "train_gan", lambda *a, **k: pytest.fail("training started"))
+    run_dir = tmp_path / "run"
+    with pytest.raises(ConfigError, match="features=classifier needs class labels"):
+        stages.run_pipeline(_unlabelled_config(folder, features="classifier"), run_dir=str(run_dir))
+    with pytest.raises(ModelFileError, match="weights file not found"):
+        stages.run_pipeline(_unlabelled_config(folder, inception_weights=str(tmp_path / "w.h5")),
+                            run_dir=str(run_dir))
+    assert not run_dir.exists()
+    assert stages.check_evaluation(_unlabelled_config(folder)) == "label_free"
+
+
+@pytest.mark.slow
+def test_pipeline_on_an_unlabelled_folder_reports_every_label_free_metric(tmp_path):
+    folder = write_image_folder(str(tmp_path / "photos"), num=24, size=10)
+    run_dir = str(tmp_path / "run")
+    report = stages.run_pipeline(_unlabelled_config(folder), run_dir=run_dir)
+    evaluated = read_json(os.path.join(run_dir, "evaluate", "stage.json"))
+    assert evaluated["feature_space"] == "label_free"
+    for name, metrics in ([("floor", evaluated["floor"]), ("untrained", evaluated["untrained"])]
+                          + [(v["name"], v["metrics"]) for v in evaluated["variants"]]):
+        for key in ("frechet_distance", "kid_mean", "precision", "recall"):
+            assert np.isfinite(metrics[key]), (name, key)
+        assert "classes_covered" in metrics["not_applicable"], name
+    text = open(report).read()
+    assert "Feature space: the embedding of a contrastive (SimCLR-style) encoder" in text
+    assert "| all classes covered (as many as real images reach) | n/a" in text
+    quality = text.split("## Sample quality")[1].split("##")[0]
+    rows = [line for line in quality.splitlines() if line.startswith("| pruned+QAT int8")]
+    assert len(rows) == 1 and rows[0].count("| n/a ") == 3  # class score, classes, KL
