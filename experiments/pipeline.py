@@ -14,7 +14,7 @@ import _cli
 import _flags
 from absl import logging
 
-from tfgan_opt.core import rundir
+from tfgan_opt.core import rundir, runlock
 
 _flags.define_run_flags()
 _flags.define_data_flags(image_size=16)
@@ -29,14 +29,18 @@ def main(argv):
     config = _flags.pipeline_config(**_flags.compress_configs())
     # Deferred: TensorFlow loads only once the flags are valid.
     from tfgan_opt import data
+    from tfgan_opt.models import budget
     from tfgan_opt.pipeline import stages
+
+    budget.check_fits(config.model, config.data.batch_size)
 
     # The data is opened before the run directory is touched, so a bad --dataset fails without
     # deleting anything, even with --overwrite (see experiments/train.py).
     stages.seed_everything(config.train)
     dataset = data.make_dataset(config.data)
-    rundir.prepare_run_dir(FLAGS.run_dir, config.to_dict(), overwrite=FLAGS.overwrite)
-    report = stages.run_pipeline(config, run_dir=FLAGS.run_dir, dataset=dataset)
+    with runlock.locked(FLAGS.run_dir):
+        rundir.prepare_run_dir(FLAGS.run_dir, config.to_dict(), overwrite=FLAGS.overwrite)
+        report = stages.run_pipeline(config, run_dir=FLAGS.run_dir, dataset=dataset)
     logging.info("Report: %s", report)
 
 
