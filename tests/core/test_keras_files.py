@@ -102,14 +102,3 @@ def test_every_network_the_pipeline_saves_passes_the_check(tmp_path):
         path = str(tmp_path / f"{name}.keras")
         models.save_network(model, path)
         keras_files.check_keras_file(path, name, models.custom_objects())
-
-
-def test_saved_model_is_refused_unless_trusted(tmp_path):
-    from tfgan_opt.core.config import ExportConfig
-    from tfgan_opt.export import tflite
-    generator, _, _ = testing.tiny_gan()
-    path = tflite.export_saved_model(generator, str(tmp_path / "sm"), ExportConfig())
-    with pytest.raises(ModelFileError, match=r"is a SavedModel.*--trust_saved_model"):
-        generators.load_generator_function(path)
-    function = generators.load_generator_function(path, trust_saved_model=True)
-    assert function(np.asarray(generator.sample_latents(2))).shape == (2, 8, 8, 1)

@@ -73,12 +73,14 @@ def prepare_run_dir(run_dir, config, overwrite=False,
         else:
             old = read_run_config(run_dir)
             changed = _changed_keys(old, config)
-            if not changed or changed <= RESUMABLE_CHANGES:
-                _check_steps_do_not_shrink(run_dir, old, config)
+            shrinks = _steps_shrink(run_dir, old, config)
+            if (not changed or changed <= RESUMABLE_CHANGES) and not shrinks:
                 sweep_temporaries(run_dir)
                 if {**old, **config} != old:
                     atomic_write_json(config_path, {**old, **config})
                 return True
+            if shrinks and not overwrite and changed <= RESUMABLE_CHANGES:
+                raise RunDirError(shrinks)
             if not overwrite:
                 shown = ", ".join(sorted(changed)[:4]) + (" ..." if len(changed) > 4 else "")
                 raise RunDirError(f"run directory {run_dir} holds a run with another configuration "
@@ -98,13 +100,15 @@ def _holds_config(run_dir, config):
         return False
 
 
-def _check_steps_do_not_shrink(run_dir, old, new):
+def _steps_shrink(run_dir, old, new):
+    """Why ``new`` may not resume ``old`` because it trains fewer steps, or None."""
     old_steps = (old.get("train") or {}).get("steps")
     new_steps = (new.get("train") or {}).get("steps")
     if isinstance(old_steps, int) and isinstance(new_steps, int) and new_steps < old_steps:
-        raise RunDirError(f"run directory {run_dir} was set up for {old_steps} training steps; "
-                          f"steps={new_steps} would record fewer steps than its checkpoints may "
-                          f"hold; pass steps >= {old_steps}, or --overwrite to start over")
+        return (f"run directory {run_dir} was set up for {old_steps} training steps; "
+                f"steps={new_steps} would record fewer steps than its checkpoints may hold; pass "
+                f"steps >= {old_steps}, or --overwrite to start over")
+    return None
 
 
 def read_run_config(run_dir):
@@ -114,7 +118,8 @@ def read_run_config(run_dir):
     if not record or not set(record) <= set(RUN_SECTIONS):
         unknown = sorted(set(record) - set(RUN_SECTIONS))[:3]
         raise RunDirError(f"{path} is not a tfgan_opt run configuration (unexpected keys "
-                          f"{unknown}); restore it or choose a new --run_dir")
+                          f"{unknown}), so {run_dir} is not a tfgan_opt run; nothing in it is "
+                          "touched: choose a new --run_dir")
     return record
 
 
