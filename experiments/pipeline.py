@@ -38,6 +38,7 @@ def main(argv):
     # deleting anything, even with --overwrite (see experiments/train.py).
     stages.seed_everything(config.train)
     dataset = data.make_dataset(config.data)
+    stages.check_train_checkpoints(FLAGS.run_dir, FLAGS.overwrite)
     with runlock.locked(FLAGS.run_dir):
         rundir.prepare_run_dir(FLAGS.run_dir, config.to_dict(), overwrite=FLAGS.overwrite)
         report = stages.run_pipeline(config, run_dir=FLAGS.run_dir, dataset=dataset)

@@ -41,6 +41,7 @@ def main(argv):
     # seed it would get inside train_gan.
     stages.seed_everything(config.train)
     dataset = data.make_dataset(config.data)
+    stages.check_train_checkpoints(FLAGS.run_dir, FLAGS.overwrite)
     # The chief owns the run directory; other workers only read its checkpoints.
     chief = distribute.is_chief(strategy)
     with runlock.locked(FLAGS.run_dir, enabled=chief):

@@ -26,7 +26,7 @@ from tfgan_opt.evaluation import generators as generator_eval
 from tfgan_opt.export import tflite
 from tfgan_opt.pipeline import finetune, variants
 from tfgan_opt.pipeline.report import write_pipeline_report
-from tfgan_opt.training import distribute
+from tfgan_opt.training import checkpointing, distribute
 from tfgan_opt.training.trainer import GANTrainer
 
 SAMPLE_GRID = 64
@@ -340,6 +340,13 @@ def load_run_config(run_dir):
     except (TypeError, AttributeError, KeyError) as error:  # a hand-edited or damaged record
         raise RunDirError(f"{path} does not hold a valid configuration ({type(error).__name__}: "
                           f"{str(error)[:150]}); restore it or choose a new --run_dir") from error
+
+
+def check_train_checkpoints(run_dir, overwrite=False):
+    """Before ``run_dir`` is touched: `RunDirError` if training would resume from checkpoints of
+    which none restores (unless ``overwrite``, which starts over)."""
+    if not overwrite:
+        checkpointing.check_readable(os.path.join(run_dir, variants.TRAIN, "checkpoints"))
 
 
 def check_run_models(run_dir):

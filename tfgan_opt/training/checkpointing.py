@@ -157,3 +157,15 @@ def check_resume_step(restored, steps, run_dir):
     if restored == steps:
         logging.info("Already trained to step %d; nothing to do.", restored)
     return restored
+
+
+def check_readable(directory):
+    """Raises `RunDirError` if ``directory`` holds ``ckpt-N`` checkpoints and none of them reads
+    (a quick check before a run directory is touched; `restore_latest` then picks the newest)."""
+    candidates = _numbered_checkpoints(directory)
+    reasons = [_readable(path) for path in candidates[:1]]
+    if candidates and reasons[0] is not None:
+        if all(_readable(path) is not None for path in candidates[1:]):
+            raise RunDirError(f"no checkpoint in {directory} restores (newest {candidates[0]}: "
+                              f"{reasons[0]}); restore the files, or pass --overwrite to start "
+                              "over")
