@@ -14,6 +14,7 @@ import _flags
 from absl import flags, logging
 
 from tfgan_opt.core import rundir, runlock
+from tfgan_opt.core.errors import DataError
 
 _flags.define_data_flags()
 flags.DEFINE_list("generator", None, "Generators to evaluate: run dirs, .keras, SavedModel dirs or "
@@ -58,6 +59,9 @@ def main(argv):
     functions = [(path, generators.load_generator_function(path, FLAGS.trust_saved_model))
                  for path in FLAGS.generator]
     real_images, real_labels = data.load_arrays(data_config)
+    if real_labels is None:
+        raise DataError(f"{data.describe_source(data_config)} has no usable class labels; the "
+                        "feature classifier behind the metrics is trained on them")
     for path, function in functions:
         generators.check_generator_function(path, function, real_images.shape[1:], seed=FLAGS.seed)
     with runlock.locked(FLAGS.out_dir):

@@ -188,7 +188,7 @@ def _evaluate_cases(cases, root, data, run, marker):
     for name, path in _model_file_variants(root, generator, marker).items():
         _case(cases, f"generator_{name}", "evaluate", [*base, f"--generator={path}"], watch,
               r"(not a \.keras file|damaged \.keras|is a directory|HDF5|Lambda layer|"
-              r"holds no model|not a loadable)")
+              r"holds no model|not a loadable|neither a SavedModel nor a run directory)")
     _case(cases, "discriminator_as_generator", "evaluate", [*base, f"--generator={discriminator}"],
           watch, r"not a loadable generator|generator")
     _case(cases, "generator_of_another_image_size", "evaluate",

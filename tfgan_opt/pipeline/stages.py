@@ -350,8 +350,11 @@ def check_train_checkpoints(run_dir, overwrite=False):
 
 
 def check_run_models(run_dir):
-    """Checks every saved network of ``run_dir``'s model stages without loading it: a zip
-    ``.keras`` file with known, code-free layers (`keras_files.check_keras_file`)."""
+    """Checks ``run_dir``'s stage records (each readable) and every saved network of its model
+    stages without loading it: a zip ``.keras`` file with known, code-free layers
+    (`keras_files.check_keras_file`). Run before the run directory is touched."""
+    for stage in variants.STAGES:
+        stage_done(run_dir, stage)
     for stage in dict.fromkeys(variants.MODEL_STAGES.values()):
         for kind in ("generator", "discriminator"):
             path = os.path.join(run_dir, stage, f"{kind}.keras")
