@@ -19,9 +19,11 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF"
 # Layers whose file entry holds Python code or names an arbitrary TensorFlow function.
 CODE_LAYERS = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda"})
-# Where a class named in a file may come from, besides the caller's custom objects.
+# Where a class named in a file may come from, besides the caller's custom objects (optimizers,
+# losses and metrics appear in a compiled model's compile_config; loading never compiles).
 _NAMESPACES = (keras.layers, keras.initializers, keras.regularizers, keras.constraints,
-               keras.activations, keras.models, keras.mixed_precision)
+               keras.activations, keras.models, keras.mixed_precision, keras.optimizers,
+               keras.losses, keras.metrics)
 _KERAS_BUILTINS = frozenset({"Functional", "Sequential", "Model", "Policy", "__tuple__"})
 
 
