@@ -2,6 +2,7 @@
 
 import errno
 import os
+import signal
 import sys
 
 # TensorFlow's C++ start-up lines (CUDA probing on a CPU machine, CPU features) bury the one line a
@@ -48,25 +49,44 @@ def disk_full_message(error):
     return None
 
 
+def _terminate_as_interrupt(number, frame):
+    del frame
+    raise KeyboardInterrupt(signal.Signals(number).name)
+
+
+def guarded_main(main, argv):
+    """Calls ``main(argv)``; a user-fixable error becomes one ``error: ...`` line on stderr and a
+    non-zero `SystemExit` (the test harness calls this directly, many cases in one process)."""
+    try:
+        return main(argv)
+    except TfganOptError as error:
+        sys.stderr.write(f"error: {error}\n")
+        sys.exit(getattr(error, "exit_status", 1))
+    except KeyboardInterrupt as interrupt:  # outside a training loop (which saves first)
+        name = str(interrupt) or "SIGINT"
+        sys.stderr.write(f"error: interrupted by {name}; finished stages and checkpoints are kept, "
+                         "rerun the same command to resume\n")
+        sys.exit(128 + getattr(signal, name, signal.SIGINT))
+    except Exception as error:  # noqa: BLE001 - re-raised unless the disk is full
+        message = disk_full_message(error)
+        if message is None:
+            raise
+        sys.stderr.write(f"error: {message}; free some space and rerun\n")
+        sys.exit(1)
+
+
 def run(main):
     """Runs ``main`` under absl; a user-fixable error becomes one line on stderr and exit status 1.
 
     User-fixable: a `TfganOptError`, or a full disk (see `disk_full_message`); every artifact is
     written atomically, so what was written before the failure is intact and a rerun resumes.
+    SIGTERM is turned into the same path as Ctrl-C: one line and exit status 143 (the training
+    loop itself catches both and saves a checkpoint first, see `tfgan_opt.training.interrupt`).
     """
 
     def guarded(argv):
         logging.set_verbosity(logging.INFO)
-        try:
-            return main(argv)
-        except TfganOptError as error:
-            sys.stderr.write(f"error: {error}\n")
-            sys.exit(1)
-        except Exception as error:  # noqa: BLE001 - re-raised unless the disk is full
-            message = disk_full_message(error)
-            if message is None:
-                raise
-            sys.stderr.write(f"error: {message}; free some space and rerun\n")
-            sys.exit(1)
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+        return guarded_main(main, argv)
 
     app.run(guarded, flags_parser=_parse_flags)

@@ -11,7 +11,7 @@ import _cli
 import _flags
 from absl import flags, logging
 
-from tfgan_opt.core import rundir
+from tfgan_opt.core import rundir, runlock
 
 flags.DEFINE_string("run_dir", None, "A run directory with a trained GAN.", required=True)
 flags.DEFINE_integer("seed", 0, "Seed of the export and evaluation latents.")
@@ -27,11 +27,14 @@ def main(argv):
 
     config = stages.load_run_config(FLAGS.run_dir).replace(**compress)
     stages.check_evaluation(config)  # fails in seconds, before the run directory is touched
-    rundir.prepare_run_dir(
-        FLAGS.run_dir, config.to_dict(COMPRESS_SECTIONS),
-        remedy="to compress it another way, copy its train/ folder and config.json to a new "
-               "--run_dir and compress that")
-    report = stages.compress_run(config, run_dir=FLAGS.run_dir, checked=True)
+    # Every model file the stages will load is checked (zip .keras, no code) before any is run.
+    stages.check_run_models(FLAGS.run_dir)
+    with runlock.locked(FLAGS.run_dir):
+        rundir.prepare_run_dir(
+            FLAGS.run_dir, config.to_dict(COMPRESS_SECTIONS),
+            remedy="to compress it another way, copy its train/ folder and config.json to a new "
+                   "--run_dir and compress that")
+        report = stages.compress_run(config, run_dir=FLAGS.run_dir, checked=True)
     logging.info("Report: %s", report)
 
 

@@ -14,7 +14,7 @@ import _flags
 from absl import flags, logging
 
 from tfgan_opt import EvaluationConfig
-from tfgan_opt.core import rundir
+from tfgan_opt.core import rundir, runlock
 
 _flags.define_data_flags()
 flags.DEFINE_list("generator", None, "Generators to evaluate: run dirs, .keras, SavedModel dirs or "
@@ -27,6 +27,8 @@ _flags.define_feature_flags()
 flags.DEFINE_boolean("untrained_baseline", True, "Also evaluate an untrained generator of the "
                      "first Keras generator's architecture.")
 flags.DEFINE_integer("seed", 0, "Seed of the latents.")
+flags.DEFINE_boolean("trust_saved_model", False, "Load SavedModel generators. A SavedModel's graph "
+                     "can run any op (file writes included): pass this only for files you trust.")
 FLAGS = _flags.FLAGS
 
 
@@ -59,12 +61,22 @@ def main(argv):
     # even with --overwrite.
     has_labels = data.source_has_labels(data_config)
     space = feature_spaces.resolve_feature_space(evaluation, has_labels, repr(data_config.source))
-    functions = [(path, generators.load_generator_function(path)) for path in FLAGS.generator]
+    functions = [(path, generators.load_generator_function(path, FLAGS.trust_saved_model))
+                 for path in FLAGS.generator]
     real_images, real_labels = data.load_arrays(data_config)
-    rundir.prepare_run_dir(FLAGS.out_dir, {"evaluate": {
-        "generators": FLAGS.generator, "data": data_config.to_dict(),
-        "num_samples": FLAGS.num_samples, "seed": FLAGS.seed,
-        "evaluation": evaluation.to_dict()}}, overwrite=FLAGS.overwrite)
+    for path, function in functions:
+        generators.check_generator_function(path, function, real_images.shape[1:], seed=FLAGS.seed)
+    with runlock.locked(FLAGS.out_dir):
+        rundir.prepare_run_dir(FLAGS.out_dir, {"evaluate": {
+            "generators": FLAGS.generator, "data": data_config.to_dict(),
+            "num_samples": FLAGS.num_samples, "seed": FLAGS.seed,
+            "evaluation": evaluation.to_dict()}}, overwrite=FLAGS.overwrite)
+        _evaluate(functions, data, data_config, generators, feature_spaces, space, real_images,
+                  real_labels)
+
+
+def _evaluate(functions, data, data_config, generators, feature_spaces, space, real_images,
+              real_labels):
     extractor = generators.domain_extractor(
         real_images, real_labels, FLAGS.cache_dir or os.path.join(FLAGS.out_dir, "feature_cache"),
         space, FLAGS.inception_weights)
@@ -76,6 +88,7 @@ def main(argv):
             generators.untrained_like(keras_functions[0].generator, FLAGS.seed))))
     for name, function in functions:
         images = generators.generate(function, FLAGS.num_samples, FLAGS.seed)
+        generators.check_finite_images(name, images)
         metrics = generators.evaluate_images(extractor, real_images, real_labels, images, FLAGS.seed)
         logging.info("%s: FD %.3f, classes covered %s", name, metrics["frechet_distance"],
                      metrics.get("classes_covered"))

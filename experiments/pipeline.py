@@ -14,7 +14,7 @@ import _cli
 import _flags
 from absl import logging
 
-from tfgan_opt.core import rundir
+from tfgan_opt.core import rundir, runlock
 
 _flags.define_run_flags()
 _flags.define_data_flags(image_size=16)
@@ -29,8 +29,10 @@ def main(argv):
     config = _flags.pipeline_config(**_flags.compress_configs())
     # Deferred: TensorFlow loads only once the flags are valid.
     from tfgan_opt import data
+    from tfgan_opt.models import budget
     from tfgan_opt.pipeline import stages
 
+    budget.check_fits(config.model, config.data.batch_size)
     # The data is opened, and the evaluation's feature space checked against it (an unlabelled
     # source cannot use the classifier), before the run directory is touched: a bad --dataset or
     # --features fails in seconds without deleting anything, even with --overwrite.
@@ -38,8 +40,11 @@ def main(argv):
     logging.info("Quality metrics will use the %s feature space", space)
     stages.seed_everything(config.train)
     dataset = data.make_dataset(config.data)
-    rundir.prepare_run_dir(FLAGS.run_dir, config.to_dict(), overwrite=FLAGS.overwrite)
-    report = stages.run_pipeline(config, run_dir=FLAGS.run_dir, dataset=dataset, checked=True)
+    stages.check_train_checkpoints(FLAGS.run_dir, FLAGS.overwrite)
+    with runlock.locked(FLAGS.run_dir):
+        rundir.prepare_run_dir(FLAGS.run_dir, config.to_dict(), overwrite=FLAGS.overwrite)
+        report = stages.run_pipeline(config, run_dir=FLAGS.run_dir, dataset=dataset,
+                                     checked=True)
     logging.info("Report: %s", report)
 
 

@@ -14,7 +14,7 @@ import _cli
 import _flags
 from absl import logging
 
-from tfgan_opt.core import rundir
+from tfgan_opt.core import rundir, runlock
 
 _flags.define_run_flags()
 _flags.define_data_flags()
@@ -30,20 +30,26 @@ def main(argv):
     # Deferred: TensorFlow loads only once the flags are valid.
     from tfgan_opt import data
     from tfgan_opt.core.pipeline_config import TRAIN_SECTIONS
+    from tfgan_opt.models import budget
     from tfgan_opt.pipeline import stages
     from tfgan_opt.training import distribute
 
+    budget.check_fits(config.model, config.data.batch_size)
     strategy = _flags.make_strategy()  # before any other TensorFlow work (logical devices)
     # The data is opened before the run directory is touched, so a bad --dataset fails without
     # deleting anything, even with --overwrite. Seeding first gives its shuffle order the global
     # seed it would get inside train_gan.
     stages.seed_everything(config.train)
     dataset = data.make_dataset(config.data)
+    stages.check_train_checkpoints(FLAGS.run_dir, FLAGS.overwrite)
     # The chief owns the run directory; other workers only read its checkpoints.
-    if distribute.is_chief(strategy):
-        rundir.prepare_run_dir(FLAGS.run_dir, config.to_dict(TRAIN_SECTIONS),
-                               overwrite=FLAGS.overwrite)
-    record = stages.train_gan(config, run_dir=FLAGS.run_dir, strategy=strategy, dataset=dataset)
+    chief = distribute.is_chief(strategy)
+    with runlock.locked(FLAGS.run_dir, enabled=chief):
+        if chief:
+            rundir.prepare_run_dir(FLAGS.run_dir, config.to_dict(TRAIN_SECTIONS),
+                                   overwrite=FLAGS.overwrite)
+        record = stages.train_gan(config, run_dir=FLAGS.run_dir, strategy=strategy,
+                                  dataset=dataset)
     logging.info("Generator: %s  samples: %s", record["generator"], record["samples"])
 
 

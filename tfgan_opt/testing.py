@@ -125,6 +125,7 @@ def zero_patterns(model):
     return {row["layer"]: prune.effective_kernel(layer) == 0
             for layer, row in zip(layers, prune.sparsity_report(model)["layers"])}
 
+
 def write_image_folder(directory, num=24, size=8, channels=3, seed=0):
     """Writes ``num`` random PNGs (two kinds: a bright or a dark centre square) flat into
     ``directory``: an unlabelled ``folder:`` source. Returns ``directory``."""
@@ -137,3 +138,29 @@ def write_image_folder(directory, num=24, size=8, channels=3, seed=0):
         Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels).save(
             os.path.join(directory, f"image_{index:03d}.png"))
     return directory
+
+def malicious_keras_file(path, marker, save_format="h5", input_dim=4):
+    """Writes a model file whose ``Lambda`` layer creates ``marker`` when the model is rebuilt.
+
+    The payload is the kind of file issue 11 reproduced: tf_keras's legacy HDF5 loader runs the
+    marshalled bytecode of the lambda while loading. Building the model here runs the lambda once
+    too, so ``marker`` is removed before returning: if it exists later, a load ran the code.
+
+    Args:
+      path: where to write (any name: ``evil.h5``, or an HDF5 file named ``generator.keras``).
+      marker: the file the payload creates.
+      save_format: ``"h5"`` (legacy HDF5) or ``"keras"`` (zip).
+      input_dim: the model's input size (a generator's latent size, say).
+    """
+    # The path is a literal inside the code object, so the payload carries no closure.
+    payload = eval(  # noqa: S307 - test payload, built from a repr()'d path
+        f"lambda x: (__import__('pathlib').Path({str(marker)!r}).write_text('ran'), x)[1]")
+    inputs = keras.Input((input_dim,))
+    outputs = keras.layers.Lambda(payload, name="payload")(inputs)
+    model = keras.Model(inputs, outputs)
+    tmp_path = path + (".h5" if save_format == "h5" else ".keras")
+    model.save(tmp_path, save_format=save_format)
+    os.replace(tmp_path, path)
+    if os.path.exists(marker):
+        os.remove(marker)
+    return path

@@ -133,6 +133,19 @@ def test_folder_flat_png_files_load_without_labels(tmp_path):
     assert labels is None
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_sixteen_bit_png_is_scaled_not_clipped_to_white(tmp_path, channels):
+    folder = tmp_path / "deep"
+    folder.mkdir()
+    levels = np.array([0, 257 * 64, 257 * 128, 65535], np.uint16)  # 8-bit 0, 64, 128, 255
+    Image.fromarray(np.tile(levels, (8, 2))).save(folder / "a.png")
+    assert Image.open(folder / "a.png").mode.startswith("I")
+    images, _ = data.load_arrays(_config(f"folder:{folder}", channels=channels))
+    _assert_images(images, (1, 8, 8, channels))
+    np.testing.assert_allclose(images[0, 0, :4, 0], np.array([0, 64, 128, 255]) / 127.5 - 1,
+                               rtol=0, atol=1e-6)
+
+
 def test_folder_class_subfolders_give_sorted_labels_png_and_jpeg(tmp_path):
     root = tmp_path / "classes"
     _write_image(root / "cat" / "a.jpg", _pattern(1, 8, 8, 3)[0])

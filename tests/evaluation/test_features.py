@@ -79,6 +79,35 @@ def test_cache_second_call_loads_from_disk_without_retraining(extractor, data, c
     assert sorted(os.listdir(os.path.join(cache_dir, entry))) == ["classifier.keras", "info.json"]
 
 
+@pytest.mark.parametrize("damage", ["hdf5_lambda", "random_bytes", "info_garbage",
+                                    "info_without_accuracy"])
+def test_damaged_or_hostile_cache_entry_is_refused_and_its_code_never_runs(
+        extractor, data, cache_dir, tmp_path, damage):
+    import shutil
+
+    from tfgan_opt.testing import malicious_keras_file
+    del extractor  # the entry exists
+    copy = str(tmp_path / "cache")
+    shutil.copytree(cache_dir, copy)
+    entry = os.path.join(copy, os.listdir(copy)[0])
+    marker = str(tmp_path / "payload_ran")
+    classifier, info = os.path.join(entry, "classifier.keras"), os.path.join(entry, "info.json")
+    if damage == "hdf5_lambda":
+        malicious_keras_file(classifier, marker, input_dim=3)
+    elif damage == "random_bytes":
+        with open(classifier, "wb") as f:
+            f.write(os.urandom(256))
+    else:
+        with open(info, "w", encoding="utf-8") as f:
+            f.write("{not json" if damage == "info_garbage" else '{"num_samples": 3}')
+    images, labels = data
+    with pytest.raises(ModelFileError, match=rf"cached feature classifier.*; delete {entry} to "
+                                             r"retrain it"):
+        features.get_or_train_feature_extractor(images, labels, _NUM_CLASSES, copy,
+                                                **_train_kwargs())
+    assert not os.path.exists(marker)
+
+
 def test_fingerprint_changes_with_labels_images_and_recipe(data):
     images, labels = data
     base = features.dataset_fingerprint(images, labels, _NUM_CLASSES, epochs=3)

@@ -318,6 +318,7 @@ def test_training_killed_with_sigkill_resumes_from_its_last_checkpoint_and_finis
                          ready=lambda: (checkpoints / "checkpoint").exists())
     killed_at = _checkpoint_step(tf.train.latest_checkpoint(str(checkpoints)))
     leftovers = _plant_leftovers(str(run_dir / "train"))
+    assert (run_dir / ".tfgan_opt.lock").exists()  # stale: the rerun takes it over
 
     rerun = _run(TRAIN, *flags)
 
@@ -385,3 +386,47 @@ def test_same_seed_gives_bit_identical_weights_in_two_processes_with_op_determin
     model_config = ModelConfig.from_dict(read_json(str(runs[0] / "config.json"))["model"])
     initial = models.build_generator(model_config, seed=3).network.get_weights()
     assert any(not np.array_equal(a, b) for a, b in zip(initial, first))  # it did train
+
+
+# ----------------------------------------------------------------------------- signals, locks
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_during_training_saves_the_current_step_and_a_second_process_is_locked_out(
+        tmp_path, sig):
+    run_dir = tmp_path / "run"
+    flags = [f"--run_dir={run_dir}", *TINY, "--steps=100000", "--checkpoint_every=1000",
+             "--log_every=1"]
+    log_path = tmp_path / "first.log"
+    with open(log_path, "w") as log:
+        first = subprocess.Popen(_command(TRAIN, *flags), stdout=log, stderr=log, cwd=REPO,
+                                 env=_env())
+    try:
+        deadline = time.monotonic() + _DEADLINE_S
+        while not re.search(r"step 3/100000", _tail(log_path)):
+            assert first.poll() is None, _tail(log_path)
+            assert time.monotonic() < deadline, _tail(log_path)
+            time.sleep(0.05)
+        if sig == signal.SIGTERM:
+            second = _run(TRAIN, *flags)
+            assert second.returncode == 1, second.stderr[-2000:]
+            assert "Traceback" not in second.stderr
+            assert re.search(rf"^error: run directory .*run is in use by process {first.pid} on ",
+                             second.stderr.strip().splitlines()[-1])
+        first.send_signal(sig)
+        first.wait(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    stderr = _tail(log_path, 20000)
+    assert first.returncode == 128 + sig, stderr[-2000:]
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    match = re.fullmatch(rf"error: stopped by {signal.Signals(sig).name} at step (\d+); "
+                         r"checkpoint saved, rerun the same command to resume", last)
+    assert match, last
+    latest = tf.train.latest_checkpoint(str(run_dir / "train" / "checkpoints"))
+    assert _checkpoint_step(latest) == int(match.group(1)) >= 3
+    assert not (run_dir / ".tfgan_opt.lock").exists()

@@ -75,3 +75,26 @@ def test_dcgan_rejects_image_size_it_cannot_make():
 def test_unknown_architecture_is_rejected():
     with pytest.raises(ConfigError, match="arch='resnet'"):
         ModelConfig(arch="resnet")
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "mlp"])
+@pytest.mark.parametrize("image_size, width, discriminator_width, channels, latent_dim",
+                         [(8, 4, 4, 1, 4), (16, 8, 6, 3, 10), (28, 16, 12, 1, 100)])
+def test_memory_estimate_counts_exactly_the_weights_the_networks_have(
+        arch, image_size, width, discriminator_width, channels, latent_dim):
+    from tfgan_opt.models import budget
+    config = ModelConfig(arch=arch, image_size=image_size, width=width, channels=channels,
+                         discriminator_width=discriminator_width, latent_dim=latent_dim)
+    generator, discriminator, _ = budget.count_weights(config)
+    assert generator == models.build_generator(config).network.count_params()
+    assert discriminator == models.build_discriminator(config).network.count_params()
+
+
+@pytest.mark.parametrize("overrides", [{"image_size": 10000}, {"width": 200000}])
+def test_absurd_model_is_refused_before_anything_is_built(overrides):
+    from tfgan_opt.models import budget
+    config = ModelConfig(**overrides)
+    with pytest.raises(ConfigError, match=r"this model needs about [\d.]+ GiB to train .* but the "
+                                          r"machine has 24\.0 GiB; use a smaller"):
+        budget.check_fits(config, batch_size=64, available=24 * 2**30)
+    budget.check_fits(ModelConfig(image_size=28, width=32), batch_size=256, available=24 * 2**30)

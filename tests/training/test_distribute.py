@@ -329,3 +329,18 @@ def test_two_workers_train_checkpoint_on_the_chief_and_resume(tmp_path):
     assert _checkpoint_step(checkpoints) == 4
     assert rundir.stage_done(str(run_dir), "train")["steps"] == 4
     _assert_no_worker_temp_dirs(run_dir)
+
+
+def test_unreachable_tpu_fails_in_bounded_time_with_one_line(monkeypatch):
+    import time
+
+    from tfgan_opt.training import distribute
+
+    def hang(tpu=None):  # what gRPC does for an address that never answers
+        time.sleep(30)
+
+    monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", hang)
+    start = time.time()
+    with pytest.raises(ConfigError, match=r"no TPU answered at grpc://10\.0\.0\.9:8470 within 1 s"):
+        distribute._tpu_strategy("grpc://10.0.0.9:8470", timeout_s=1.0)
+    assert time.time() - start < 5

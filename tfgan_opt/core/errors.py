@@ -27,3 +27,12 @@ class NonFiniteError(TfganOptError, FloatingPointError):
 
 class ModelFileError(TfganOptError, ValueError):
     """A file given as a model (checkpoint, SavedModel, TFLite) is missing or is not one."""
+
+
+class Interrupted(TfganOptError):
+    """A run stopped on SIGINT or SIGTERM after saving what it had; ``exit_status`` is the
+    shell's convention for death by that signal (128 + its number)."""
+
+    def __init__(self, message, signal_number):
+        super().__init__(message)
+        self.exit_status = 128 + signal_number

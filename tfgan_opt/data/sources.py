@@ -226,11 +226,20 @@ def _decode_image(path: str, channels: int) -> np.ndarray:
 
     try:
         with Image.open(path) as image:
+            if image.mode.startswith("I"):
+                return _from_16_bit(np.asarray(image), channels)
             # Grayscale <-> RGB conversion here lets one folder mix both; RGBA loses its alpha.
             return np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(f"cannot decode image {path} ({first_line(e)}); remove or replace the "
                         f"file") from e
+
+
+def _from_16_bit(array: np.ndarray, channels: int) -> np.ndarray:
+    # Pillow opens a 16-bit grayscale PNG in an integer mode ("I;16", "I"), and convert("L")
+    # clips it to [0, 255] (a normal 16-bit photo becomes white): scale 0..65535 to 0..255.
+    scaled = np.round(np.clip(array.astype(np.float64), 0, 65535) / 257.0).astype(np.uint8)
+    return scaled if channels == 1 else np.repeat(scaled[..., None], 3, axis=-1)
 
 
 def _stack_same_size(paths, arrays) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfgan_opt.core import artifacts
+from tfgan_opt.core import artifacts, keras_files
 from tfgan_opt.evaluation import metrics
 from tfgan_opt.core.compat import keras
 from tfgan_opt.core.errors import DataError, ModelFileError
@@ -253,7 +253,7 @@ def get_or_train_feature_extractor(images, labels, num_classes, cache_dir, *, ep
                                       validation_fraction=validation_fraction)
     entry = os.path.join(cache_dir, fingerprint)
     if os.path.isfile(os.path.join(entry, _INFO_FILE)):
-        return _load_cached_extractor(entry)
+        return _load_cached_extractor(entry, images.shape[1:], num_classes)
     classifier, accuracy = train_classifier(images, labels, num_classes, epochs=epochs, seed=seed,
                                             validation_fraction=validation_fraction)
     with artifacts.atomic_directory(entry) as tmp_dir:
@@ -266,18 +266,28 @@ def get_or_train_feature_extractor(images, labels, num_classes, cache_dir, *, ep
     return FeatureExtractor.from_classifier(classifier, accuracy)
 
 
-def _load_cached_extractor(entry):
-    """Loads a cache entry written by `get_or_train_feature_extractor`."""
+def _load_cached_extractor(entry, image_shape, num_classes):
+    """Loads a cache entry written by `get_or_train_feature_extractor` (checked like any model
+    file: a cache folder may come from elsewhere, see `keras_files.load_keras_model`)."""
     path = os.path.join(entry, _CLASSIFIER_FILE)
+    remedy = f"delete {entry} to retrain it"
     try:
         info = artifacts.read_json(os.path.join(entry, _INFO_FILE))
-        classifier = keras.models.load_model(path, compile=False)
-    except (OSError, ValueError) as error:
-        raise ModelFileError(f"cannot load cached feature classifier {path} ({error}); delete "
-                             f"{entry} to retrain it") from error
-    logging.info("Loaded cached feature classifier %s (held-out accuracy %.4f)", path,
-                 info["accuracy"])
-    return FeatureExtractor.from_classifier(classifier, info["accuracy"])
+        accuracy = float(info["accuracy"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelFileError(f"cannot read cached feature classifier info in {entry} "
+                             f"({type(error).__name__}); {remedy}") from error
+    try:
+        classifier = keras_files.load_keras_model(path, "cached feature classifier")
+    except ModelFileError as error:
+        raise ModelFileError(f"{error}; {remedy}") from error
+    if (tuple(classifier.input_shape[1:]) != tuple(image_shape)
+            or tuple(classifier.output_shape[1:]) != (num_classes,)):
+        raise ModelFileError(f"cached feature classifier {path} maps {classifier.input_shape} to "
+                             f"{classifier.output_shape}, not images {tuple(image_shape)} to "
+                             f"{num_classes} classes; {remedy}")
+    logging.info("Loaded cached feature classifier %s (held-out accuracy %.4f)", path, accuracy)
+    return FeatureExtractor.from_classifier(classifier, accuracy)
 
 
 def _metrics_from_features(real_activations, fake_activations, fake_logits, real_labels,

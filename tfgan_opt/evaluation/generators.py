@@ -15,7 +15,7 @@ from tfgan_opt.evaluation import feature_spaces, features
 from tfgan_opt.core.artifacts import atomic_write_json
 from tfgan_opt.core.compat import keras
 from tfgan_opt.core.errors import ModelFileError
-from tfgan_opt.core.naming import sample_latents, slug
+from tfgan_opt.core.naming import first_line, sample_latents, slug
 from tfgan_opt.core.images import save_image_grid
 from tfgan_opt.evaluation.markdown import quality_table, write_report
 
@@ -62,21 +62,28 @@ class SavedModelGeneratorFunction:
         return np.concatenate(out, axis=0)
 
 
-def load_generator_function(path):
+def load_generator_function(path, trust_saved_model=False):
     """Loads ``path`` as a generator function.
 
     Args:
       path: a ``.tflite`` file, a SavedModel directory, a ``.keras`` generator, or a run directory
         (its trained ``train/generator.keras``).
+      trust_saved_model: load a SavedModel. Its graph runs whatever ops it holds (file writes
+        included) when called, so only a SavedModel from a trusted source may be loaded.
 
     Raises:
-      ModelFileError: ``path`` is missing or none of those.
+      ModelFileError: ``path`` is missing or none of those, a SavedModel without
+        ``trust_saved_model``, or a Keras file that is HDF5 or holds code (`load_keras_model`).
     """
     if not os.path.exists(path):
         raise ModelFileError(f"generator {path} does not exist")
     if os.path.isdir(path):
         if os.path.exists(os.path.join(path, "saved_model.pb")):
-            return SavedModelGeneratorFunction(path)
+            if not trust_saved_model:
+                raise ModelFileError(f"generator {path} is a SavedModel, whose graph can run any "
+                                     "op (file writes included); pass --trust_saved_model if you "
+                                     "trust its source")
+            return _load_saved_model(path)
         trained = os.path.join(path, "train", "generator.keras")
         if os.path.exists(trained):
             return KerasGeneratorFunction(models.load_generator(trained))
@@ -86,6 +93,37 @@ def load_generator_function(path):
         from tfgan_opt.export.litert import load_tflite_generator  # LiteRT loads only when needed
         return load_tflite_generator(path)
     return KerasGeneratorFunction(models.load_generator(path))
+
+
+def _load_saved_model(path):
+    try:
+        return SavedModelGeneratorFunction(path)
+    except Exception as error:  # noqa: BLE001 - any failure means "not a tfgan_opt SavedModel"
+        raise ModelFileError(f"{path} is not a SavedModel with a serving_default signature z -> "
+                             f"images ({type(error).__name__}: {first_line(error)})") from error
+
+
+def check_generator_function(name, function, image_shape, num=4, seed=0):
+    """Raises `ModelFileError` unless ``function`` maps ``num`` latents to finite images of
+    ``image_shape`` in [-1, 1]: a cheap probe run before any output folder is touched."""
+    try:
+        images = np.asarray(function(sample_latents(num, function.latent_dim, seed)))
+    except Exception as error:  # noqa: BLE001 - a file whose graph fails on its own input
+        raise ModelFileError(f"generator {name} fails on {num} latents of size "
+                             f"{function.latent_dim} ({first_line(error)})") from error
+    if images.shape != (num,) + tuple(image_shape):
+        raise ModelFileError(f"generator {name} makes images of shape {images.shape[1:]}, but the "
+                             f"data has {tuple(image_shape)}")
+    check_finite_images(name, images)
+
+
+def check_finite_images(name, images):
+    """Raises `ModelFileError` if a generator's ``images`` hold NaN or Inf: that is a broken
+    generator, not a sample whose score means anything."""
+    bad = int(np.size(images) - np.count_nonzero(np.isfinite(images)))
+    if bad:
+        raise ModelFileError(f"generator {name} outputs NaN or Inf ({bad} of {np.size(images)} "
+                             "values); it cannot be scored")
 
 
 def generate(generator_function, num, seed=0, batch_size=1000):

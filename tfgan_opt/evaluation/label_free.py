@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfgan_opt.core import artifacts
+from tfgan_opt.core import artifacts, keras_files
 from tfgan_opt.core.compat import keras
 from tfgan_opt.core.errors import DataError, ModelFileError
 from tfgan_opt.evaluation.features import EMBEDDING_LAYER_NAME, check_images, run_batched
@@ -280,12 +280,19 @@ def get_or_train_label_free_extractor(images, cache_dir, *, steps=200, batch_siz
 
 
 def _load_cached_encoder(entry):
+    """Loads a cache entry, checked like any model file (a cache folder may come from elsewhere,
+    see `keras_files.load_keras_model`)."""
     path = os.path.join(entry, _ENCODER_FILE)
+    remedy = f"delete {entry} to retrain it"
     try:
         info = artifacts.read_json(os.path.join(entry, _INFO_FILE))
-        encoder = keras.models.load_model(path, compile=False)
-    except (OSError, ValueError) as error:
-        raise ModelFileError(f"cannot load cached label-free encoder {path} ({error}); delete "
-                             f"{entry} to retrain it") from error
+        float(info["view_accuracy"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelFileError(f"cannot read cached label-free encoder info in {entry} "
+                             f"({type(error).__name__}); {remedy}") from error
+    try:
+        encoder = keras_files.load_keras_model(path, "cached label-free encoder")
+    except ModelFileError as error:
+        raise ModelFileError(f"{error}; {remedy}") from error
     logging.info("Loaded cached label-free encoder %s", path)
     return EncoderFeatureExtractor(encoder, info["view_accuracy"])

@@ -1,11 +1,7 @@
 """Generator and discriminator families, one registry entry per architecture."""
 
-import os
-
 from tfgan_opt.core.artifacts import atomic_file
-from tfgan_opt.core.compat import keras
-from tfgan_opt.core.errors import ModelFileError
-from tfgan_opt.core.naming import first_line
+from tfgan_opt.core.keras_files import load_keras_model
 
 from tfgan_opt.models.base import (Discriminator, Generator, _custom_objects, count_params,
                                    kernel_weights)
@@ -50,21 +46,22 @@ def save_network(model, path):
         model.network.save(tmp_path)
 
 
+def custom_objects():
+    """The classes a saved tfgan_opt network may contain (for `keras_files.check_keras_file`)."""
+    return _custom_objects()
+
+
 def _load_network(path, kind):
-    if not os.path.exists(path):
-        raise ModelFileError(f"{kind} file {path} does not exist")
-    try:
-        return keras.models.load_model(path, custom_objects=_custom_objects(), compile=False)
-    except Exception as error:  # noqa: BLE001 - any parse failure means "not such a file"
-        raise ModelFileError(
-            f"{path} is not a saved tfgan_opt {kind} ({first_line(error)})") from error
+    # Only zip .keras files whose config names known, code-free layers (see core.keras_files).
+    return load_keras_model(path, kind, custom_objects=_custom_objects())
 
 
 def load_generator(path):
     """Loads a `Generator` saved by `save_network`.
 
     Raises:
-      ModelFileError: ``path`` is missing or is not a saved network.
+      ModelFileError: ``path`` is missing, is not a zip ``.keras`` file (HDF5 is refused: it can
+        run code when loaded), holds a code-carrying or unknown layer, or does not load.
     """
     return Generator(_load_network(path, "generator"), name="generator")
 

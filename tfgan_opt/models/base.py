@@ -29,6 +29,12 @@ def _custom_objects():
                       tfmot.quantization.keras.quantize_scope()):
             for scope_objects in scope.custom_objects:
                 objects.update(scope_objects)
+        # Pruning schedules and quantizers sit inside the wrappers' configs; naming them here lets
+        # `keras_files.check_keras_file` tell them from an unknown class.
+        for name in ("ConstantSparsity", "PolynomialDecay"):
+            objects[name] = getattr(tfmot.sparsity.keras, name)
+        for name in ("AllValuesQuantizer", "LastValueQuantizer", "MovingAverageQuantizer"):
+            objects[name] = getattr(tfmot.quantization.keras.quantizers, name)
         objects.update(keras.utils.get_custom_objects())
     except ImportError:  # pragma: no cover - tfmot is a hard dependency
         pass

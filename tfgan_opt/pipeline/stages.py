@@ -16,18 +16,18 @@ from tfgan_opt import data as data_lib
 from tfgan_opt import models
 from tfgan_opt.compress import prune
 from tfgan_opt.compress.channels import count_macs
-from tfgan_opt.core.artifacts import read_json
 from tfgan_opt.core.compat import keras
 from tfgan_opt.core.pipeline_config import TRAIN_SECTIONS, PipelineConfig
 from tfgan_opt.core.errors import RunDirError
 from tfgan_opt.core.images import save_image_grid
-from tfgan_opt.core.rundir import CONFIG_FILE, mark_stage_done, stage_done
+from tfgan_opt.core.keras_files import check_keras_file
+from tfgan_opt.core.rundir import CONFIG_FILE, mark_stage_done, read_run_config, stage_done
 from tfgan_opt.evaluation import feature_spaces
 from tfgan_opt.evaluation import generators as generator_eval
 from tfgan_opt.export import tflite
 from tfgan_opt.pipeline import finetune, variants
 from tfgan_opt.pipeline.report import write_pipeline_report
-from tfgan_opt.training import distribute
+from tfgan_opt.training import checkpointing, distribute
 from tfgan_opt.training.trainer import GANTrainer
 
 SAMPLE_GRID = 64
@@ -360,11 +360,35 @@ def load_run_config(run_dir):
     """The `PipelineConfig` recorded in ``<run_dir>/config.json`` (sections it does not record,
     e.g. the compression ones of a train-only run, take their defaults)."""
     path = os.path.join(run_dir, CONFIG_FILE)
-    if not os.path.exists(path):
+    if not os.path.isfile(path):
         raise RunDirError(f"{run_dir} is not a tfgan_opt run directory (no config.json)")
-    recorded = read_json(path)
+    recorded = read_run_config(run_dir)
     missing = [name for name in TRAIN_SECTIONS if name not in recorded]
     if missing:
         raise RunDirError(f"{path} records no {', '.join(missing)} configuration; "
                           "it was not made by experiments/train.py or pipeline.py")
-    return PipelineConfig.from_dict(recorded)
+    try:
+        return PipelineConfig.from_dict(recorded)
+    except (TypeError, AttributeError, KeyError) as error:  # a hand-edited or damaged record
+        raise RunDirError(f"{path} does not hold a valid configuration ({type(error).__name__}: "
+                          f"{str(error)[:150]}); restore it or choose a new --run_dir") from error
+
+
+def check_train_checkpoints(run_dir, overwrite=False):
+    """Before ``run_dir`` is touched: `RunDirError` if training would resume from checkpoints of
+    which none restores (unless ``overwrite``, which starts over)."""
+    if not overwrite:
+        checkpointing.check_readable(os.path.join(run_dir, variants.TRAIN, "checkpoints"))
+
+
+def check_run_models(run_dir):
+    """Checks ``run_dir``'s stage records (each readable) and every saved network of its model
+    stages without loading it: a zip ``.keras`` file with known, code-free layers
+    (`keras_files.check_keras_file`). Run before the run directory is touched."""
+    for stage in variants.STAGES:
+        stage_done(run_dir, stage)
+    for stage in dict.fromkeys(variants.MODEL_STAGES.values()):
+        for kind in ("generator", "discriminator"):
+            path = os.path.join(run_dir, stage, f"{kind}.keras")
+            if os.path.lexists(path):
+                check_keras_file(path, kind, models.custom_objects())

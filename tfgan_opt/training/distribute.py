@@ -22,6 +22,7 @@ checkpoints, so the run directory must be on a filesystem they share.
 import contextlib
 import os
 import shutil
+import threading
 
 import tensorflow as tf
 from absl import logging
@@ -30,6 +31,8 @@ from tfgan_opt.core.errors import ConfigError
 from tfgan_opt.core.naming import first_line
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+# Seconds to wait for a TPU to answer: a reachable one initializes in well under a minute.
+TPU_CONNECT_TIMEOUT_S = 60
 WORKER_TEMP_PREFIX = "workertemp_"
 
 
@@ -115,18 +118,35 @@ def _multi_worker_strategy():
     return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
 
 
-def _tpu_strategy(tpu_address):
-    """Connects to and initializes a Cloud TPU. Not exercised by the tests: they run without one."""
-    try:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address)
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, RuntimeError, tf.errors.OpError) as error:
-        reason = first_line(error)
-        raise ConfigError(
-            f"no TPU reachable at {tpu_address or '$TPU_NAME'} ({reason}); pass --tpu=<name or "
-            "grpc://host:8470> (--tpu=local on a TPU VM), or choose another strategy") from error
-    return tf.distribute.TPUStrategy(resolver)
+def _tpu_strategy(tpu_address, timeout_s=TPU_CONNECT_TIMEOUT_S):
+    """Connects to and initializes a Cloud TPU. Not exercised by the tests: they run without one.
+
+    TensorFlow waits without limit for an unreachable address (gRPC retries), so the connection
+    runs in a daemon thread and is abandoned after ``timeout_s`` seconds with one line.
+    """
+    outcome = {}
+
+    def connect():
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address)
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+            outcome["resolver"] = resolver
+        except Exception as error:  # noqa: BLE001 - reported below, in the caller's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=connect, name="tpu-connect", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    where = tpu_address or "$TPU_NAME"
+    remedy = ("pass --tpu=<name or grpc://host:8470> (--tpu=local on a TPU VM), or choose another "
+              "strategy")
+    if thread.is_alive():
+        raise ConfigError(f"no TPU answered at {where} within {timeout_s:.0f} s; {remedy}")
+    if "error" in outcome:
+        raise ConfigError(f"no TPU reachable at {where} ({first_line(outcome['error'])}); "
+                          f"{remedy}") from outcome["error"]
+    return tf.distribute.TPUStrategy(outcome["resolver"])
 
 
 def task(strategy):

@@ -23,7 +23,7 @@ from tfgan_opt.core.compat import keras
 from tfgan_opt.core.errors import NonFiniteError
 from tfgan_opt.core.images import image_grid, save_image_grid
 from tfgan_opt.models.base import kernel_weights
-from tfgan_opt.training import checkpointing, distribute
+from tfgan_opt.training import checkpointing, distribute, interrupt
 
 SAMPLE_GRID_SIZE = 64
 
@@ -36,14 +36,11 @@ class GANTrainer:
         trainer = GANTrainer(generator, discriminator, LossConfig(), TrainConfig(steps=2000))
         history = trainer.train(make_dataset(data_config), run_dir="runs/mnist")
 
-    Rerunning ``train`` on the same ``run_dir`` resumes from its latest checkpoint (step, weights,
-    optimizer state, EMA weights).
+    Rerunning ``train`` on the same ``run_dir`` resumes from its newest checkpoint that restores.
 
     Args:
-      generator: `Generator`; its network may be wrapped by tfmot (pruning) already.
-      discriminator: `Discriminator`.
-      loss_config: `LossConfig`.
-      train_config: `TrainConfig`.
+      generator, discriminator: `Generator` (maybe tfmot-wrapped already), `Discriminator`.
+      loss_config, train_config: `LossConfig`, `TrainConfig`.
       strategy: a ``tf.distribute.Strategy``; the models must have been built under its scope.
         Default: the default (single-device) strategy.
       callbacks: keras callbacks driven by hand for the generator/discriminator networks (e.g.
@@ -102,25 +99,31 @@ class GANTrainer:
         Raises:
           NonFiniteError: a loss became NaN or Inf (checked every step), or a weight did (checked
             at every checkpoint, before saving); the last good checkpoint is kept.
+          Interrupted: SIGINT or SIGTERM arrived; a checkpoint at the current step was saved.
+          RunDirError: the checkpoints are past ``config.steps``, or none of them restores.
         """
         manager, writer = self._open_run_dir(run_dir)
-        start = int(self.step.numpy())
-        if start >= self.config.steps:
-            logging.info("Already trained to step %d; nothing to do.", start)
+        start = checkpointing.check_resume_step(int(self.step.numpy()), self.config.steps, run_dir)
+        if start == self.config.steps:
             return []
         iterator = self.iterate(dataset, start)
         for callback in self.callbacks:
             callback.on_train_begin()
         history, timer = [], checkpointing.Throughput(start, self.config.steps)
-        for step in range(start, self.config.steps):
-            for callback in self.callbacks:
-                callback.on_train_batch_begin(step)
-            metrics = self._run_step(iterator, step, manager)
-            done = step + 1
-            if done % self.config.log_every == 0 or done == self.config.steps:
-                history.append(self._log(done, metrics, timer, writer))
-            if done % self.config.checkpoint_every == 0 or done == self.config.steps:
-                self._checkpoint(done, manager, writer, run_dir)
+        with interrupt.SignalCatcher() as signals:
+            for step in range(start, self.config.steps):
+                for callback in self.callbacks:
+                    callback.on_train_batch_begin(step)
+                metrics = self._run_step(iterator, step, manager)
+                done = step + 1
+                if done % self.config.log_every == 0 or done == self.config.steps:
+                    history.append(self._log(done, metrics, timer, writer))
+                saved = done % self.config.checkpoint_every == 0 or done == self.config.steps
+                if saved:
+                    self._checkpoint(done, manager, writer, run_dir)
+                if signals.received:
+                    signals.stop(done, None if saved or manager is None else
+                                 lambda: self._checkpoint(done, manager, writer, run_dir))
         return history
 
     def iterate(self, dataset, start_step=0):
@@ -139,8 +142,7 @@ class GANTrainer:
 
     def restore(self, run_dir):
         """Restores the latest checkpoint of ``run_dir``; returns its step (0 if none)."""
-        manager, _ = self._open_run_dir(run_dir, create_writer=False)
-        del manager
+        self._open_run_dir(run_dir, create_writer=False)
         return int(self.step.numpy())
 
     # ----------------------------------------------------------------------------------------
@@ -363,7 +365,8 @@ class GANTrainer:
             # After the callbacks (tfmot applies its masks there) and before saving, so a
             # checkpoint on disk never holds a NaN/Inf that the loss check has not seen yet
             # (the last update before a checkpoint only shows in the next step's loss).
-            self._check_weights_finite(step, manager)
+            checkpointing.check_weights_finite(self._checkpointed_variables(), step,
+                                               manager.latest_checkpoint if manager else None)
         if manager is None:
             return
         # Drawing samples reads the batch-norm moving statistics, an all-reduce across workers
@@ -390,10 +393,6 @@ class GANTrainer:
             groups.append(("EMA generator", self.ema_network.weights))
         return [(name, [v for v in variables if v.dtype.is_floating])
                 for name, variables in groups]
-
-    def _check_weights_finite(self, step, manager):
-        checkpointing.check_weights_finite(self._checkpointed_variables(), step,
-                                           manager.latest_checkpoint if manager else None)
 
     def _save(self, manager, step):
         checkpointing.save(manager, step, self.strategy, self.is_chief)
