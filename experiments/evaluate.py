@@ -27,6 +27,8 @@ _flags.define_feature_flags()
 flags.DEFINE_boolean("untrained_baseline", True, "Also evaluate an untrained generator of the "
                      "first Keras generator's architecture.")
 flags.DEFINE_integer("seed", 0, "Seed of the latents.")
+flags.adopt_module_key_flags(_flags)  # --help lists them, by group
+flags.adopt_module_key_flags(_cli)  # --verbose
 FLAGS = _flags.FLAGS
 
 

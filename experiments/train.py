@@ -12,7 +12,7 @@ share), ``--strategy=tpu --tpu=<name>``. ``--batch_size`` is the global batch.
 
 import _cli
 import _flags
-from absl import logging
+from absl import flags, logging
 
 from tfgan_opt.core import rundir
 
@@ -21,6 +21,8 @@ _flags.define_data_flags()
 _flags.define_model_flags()
 _flags.define_train_flags()
 _flags.define_distribute_flags()
+flags.adopt_module_key_flags(_flags)  # --help lists them, by group
+flags.adopt_module_key_flags(_cli)  # --verbose
 FLAGS = _flags.FLAGS
 
 

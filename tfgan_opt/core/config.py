@@ -16,6 +16,8 @@ PRUNING_SCHEDULES = ("polynomial", "constant")
 EXPORT_FORMATS = ("saved_model", "float32", "float16", "dynamic_range", "int8", "int8_float_io")
 CHANNEL_CRITERIA = ("l1", "bn_scale", "activation", "taylor")
 FEATURE_SPACES = ("auto", "classifier", "label_free", "inception")
+PRUNE_MODES = ("finetune", "during")
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")  # tf.distribute strategies
 
 
 def _check(condition, message):
@@ -226,7 +228,7 @@ class PruneConfig(_Config):
         _check(0 <= self.initial_sparsity <= self.target_sparsity,
                f"initial_sparsity={self.initial_sparsity} must be in [0, target_sparsity]")
         _check_choice("schedule", self.schedule, PRUNING_SCHEDULES)
-        _check_choice("mode", self.mode, ("during", "finetune"))
+        _check_choice("mode", self.mode, PRUNE_MODES)
         _check(self.begin_step >= 0, f"begin_step={self.begin_step} must be >= 0")
         _check(self.end_step == -1 or self.end_step > self.begin_step,
                f"end_step={self.end_step} must be -1 or greater than begin_step")

@@ -26,10 +26,10 @@ import shutil
 import tensorflow as tf
 from absl import logging
 
+from tfgan_opt.core.config import STRATEGIES
 from tfgan_opt.core.errors import ConfigError
 from tfgan_opt.core.naming import first_line
 
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 WORKER_TEMP_PREFIX = "workertemp_"
 
 
