@@ -33,6 +33,19 @@ from tfgan_opt.training.trainer import GANTrainer
 SAMPLE_GRID = 64
 
 
+def planned_stages(config):
+    """The stages ``config`` runs, in order: train, [channels], [prune], qat, export, benchmark,
+    evaluate, report (`variants.STAGES` less the switched-off sections)."""
+    off = {variants.CHANNELS: config.channels is None, variants.PRUNE: config.prune is None}
+    return [stage for stage in variants.STAGES if not off.get(stage)]
+
+
+def _stage_label(config, stage):
+    """``[k/N] <stage>``: where ``stage`` sits among the stages ``config`` runs."""
+    planned = planned_stages(config)
+    return f"[{planned.index(stage) + 1}/{len(planned)}] {stage}"
+
+
 def seed_everything(train_config):
     """Seeds Python, NumPy and TensorFlow; with ``deterministic``, also enables op determinism."""
     keras.utils.set_random_seed(train_config.seed)
@@ -57,10 +70,12 @@ def train_gan(config, *, run_dir, strategy=None, dataset=None):
       The stage record: paths of ``generator.keras``, ``discriminator.keras`` and the final sample
       grid, steps, wall time and the last logged losses.
     """
+    label = _stage_label(config, variants.TRAIN)
     done = stage_done(run_dir, variants.TRAIN)
     if done and done["steps"] >= config.train.steps:  # more --steps continues from the checkpoint
-        logging.info("Stage 'train' already done (%d steps); skipping.", done["steps"])
+        logging.info("%s: already done (%d steps); skipping", label, done["steps"])
         return done
+    logging.info("%s: %d steps", label, config.train.steps)
     seed_everything(config.train)
     stage_dir = os.path.join(run_dir, variants.TRAIN)
     strategy = strategy or tf.distribute.get_strategy()
@@ -92,24 +107,25 @@ def train_gan(config, *, run_dir, strategy=None, dataset=None):
     if not trainer.is_chief:
         return record
     mark_stage_done(run_dir, variants.TRAIN, record)
-    logging.info("Stage 'train' done in %.1f s; samples: %s", wall, record["samples"])
+    logging.info("%s done in %.1f s; samples: %s", label, wall, record["samples"])
     return record
 
 
-def _run_stage(run_dir, stage, build):
+def _run_stage(config, run_dir, stage, build):
     """Runs ``build(stage_dir) -> record`` unless ``stage`` already completed; returns the record."""
+    label = _stage_label(config, stage)
     done = stage_done(run_dir, stage)
     if done is not None:
-        logging.info("Stage '%s' already done; skipping.", stage)
+        logging.info("%s: already done; skipping", label)
         return done
-    logging.info("===== Stage '%s' =====", stage)
+    logging.info("%s", label)
     start = time.time()
     stage_dir = os.path.join(run_dir, stage)
     os.makedirs(stage_dir, exist_ok=True)
     record = build(stage_dir)
     record["wall_seconds"] = round(time.time() - start, 1)
     mark_stage_done(run_dir, stage, record)
-    logging.info("Stage '%s' done in %.1f s.", stage, record["wall_seconds"])
+    logging.info("%s done in %.1f s", label, record["wall_seconds"])
     return record
 
 
@@ -140,7 +156,7 @@ def channels_stage(config, run_dir):
         return _save_stage_models(stage_dir, narrow, discriminator, {
             "macs_dense": count_macs(dense), "macs": count_macs(narrow)})
 
-    return _run_stage(run_dir, variants.CHANNELS, build)
+    return _run_stage(config, run_dir, variants.CHANNELS, build)
 
 
 def _latest_compressed_stage(run_dir):
@@ -172,7 +188,7 @@ def prune_stage(config, run_dir):
         return _save_stage_models(stage_dir, pruned, discriminator,
                                   {"sparsity": prune.sparsity_report(pruned)})
 
-    return _run_stage(run_dir, variants.PRUNE, build)
+    return _run_stage(config, run_dir, variants.PRUNE, build)
 
 
 def qat_stage(config, run_dir):
@@ -192,7 +208,7 @@ def qat_stage(config, run_dir):
         return _save_stage_models(stage_dir, qat, None, {"sparsity_before": before,
                                                          "sparsity": after})
 
-    return _run_stage(run_dir, variants.QAT, build)
+    return _run_stage(config, run_dir, variants.QAT, build)
 
 
 def _load_generator(run_dir, stage):
@@ -236,7 +252,7 @@ def export_stage(config, run_dir):
                 "saved_model_check": tflite.verify_saved_model(saved_model, generators["dense"],
                                                                config.export)}
 
-    return _run_stage(run_dir, variants.EXPORT, build)
+    return _run_stage(config, run_dir, variants.EXPORT, build)
 
 
 def benchmark_stage(config, run_dir):
@@ -250,7 +266,7 @@ def benchmark_stage(config, run_dir):
             config.evaluation.benchmark_rounds)
         return {"variants": records}
 
-    return _run_stage(run_dir, variants.BENCHMARK, build)
+    return _run_stage(config, run_dir, variants.BENCHMARK, build)
 
 
 def check_evaluation(config):
@@ -296,18 +312,16 @@ def evaluate_stage(config, run_dir):
                 "untrained": generator_eval.evaluate_images(extractor, real_images, real_labels,
                                                             untrained_images, evaluation.seed)}
 
-    return _run_stage(run_dir, variants.EVALUATE, build)
+    return _run_stage(config, run_dir, variants.EVALUATE, build)
 
 
 def report_stage(config, run_dir):
     """Writes ``report.md`` (tables, sample grids, size-vs-quality plot) and ``summary.json``."""
-    del config
-
     def build(stage_dir):
         del stage_dir
         return {"report": write_pipeline_report(run_dir)}
 
-    return _run_stage(run_dir, variants.REPORT, build)
+    return _run_stage(config, run_dir, variants.REPORT, build)
 
 
 def compress_run(config, *, run_dir, checked=False):

@@ -72,3 +72,15 @@ def format_seconds(seconds):
         return "?"
     minutes, seconds = divmod(int(seconds), 60)
     return f"{minutes}m{seconds:02d}s"
+
+
+def progress_columns(values):
+    """The loss columns of a progress line: every ``*loss`` value once, in name order, less a
+    ``<x>_adv_loss`` equal to its total ``<x>_loss`` (no other term: the same number twice)."""
+    shown = []
+    for key in sorted(k for k in values if k.endswith("loss")):
+        total = key.replace("_adv_loss", "_loss")
+        if key.endswith("_adv_loss") and total in values and values[total] == values[key]:
+            continue
+        shown.append(f"{key} {values[key]:.4f}")
+    return "  ".join(shown)
