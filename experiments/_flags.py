@@ -178,6 +178,9 @@ def define_compress_flags(recovery_steps=500, qat_steps=300, num_samples=10_000)
         flags.DEFINE_integer("benchmark_rounds", 5, "Interleaved benchmark rounds.")
         flags.DEFINE_string("cache_dir", None, "Feature-extractor cache (default "
                             "<run_dir>/feature_cache).")
+        flags.DEFINE_boolean("same_steps_reference", True, "Also train the dense GAN for the "
+                             "steps the compression fine-tunes added, as the fair quality "
+                             "reference.")
     define_feature_flags()
 
 
@@ -227,5 +230,6 @@ def compress_configs():
                                        benchmark_rounds=FLAGS.benchmark_rounds,
                                        cache_dir=FLAGS.cache_dir, seed=FLAGS.seed,
                                        features=FLAGS.features,
-                                       inception_weights=FLAGS.inception_weights),
+                                       inception_weights=FLAGS.inception_weights,
+                                       same_steps_reference=FLAGS.same_steps_reference),
     }

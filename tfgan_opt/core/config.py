@@ -327,6 +327,9 @@ class EvaluationConfig(_Config):
         is what runs recorded before this field did on a labelled source: the classifier).
       inception_weights: a local InceptionV3 (include_top=False) HDF5 weights file, for
         ``features`` ``inception`` (or ``auto``).
+      same_steps_reference: also continue the dense GAN for as many steps as the compression
+        fine-tunes added, and evaluate it: the compressed generator's quality is then compared
+        with a dense one that trained as long (extra fine-tuning is not a compression gain).
     """
 
     num_samples: int = 10_000
@@ -336,6 +339,7 @@ class EvaluationConfig(_Config):
     seed: int = 0
     features: str = "auto"
     inception_weights: Optional[str] = None
+    same_steps_reference: bool = True
 
     def __post_init__(self):
         _check(self.num_samples >= 2, f"num_samples={self.num_samples} must be at least 2")

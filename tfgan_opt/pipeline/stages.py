@@ -25,7 +25,7 @@ from tfgan_opt.core.rundir import CONFIG_FILE, mark_stage_done, stage_done
 from tfgan_opt.evaluation import feature_spaces
 from tfgan_opt.evaluation import generators as generator_eval
 from tfgan_opt.export import tflite
-from tfgan_opt.pipeline import finetune, variants
+from tfgan_opt.pipeline import finetune, reference, variants
 from tfgan_opt.pipeline.report import write_pipeline_report
 from tfgan_opt.training import distribute
 from tfgan_opt.training.trainer import GANTrainer
@@ -36,7 +36,9 @@ SAMPLE_GRID = 64
 def planned_stages(config):
     """The stages ``config`` runs, in order: train, [channels], [prune], qat, export, benchmark,
     evaluate, report (`variants.STAGES` less the switched-off sections)."""
-    off = {variants.CHANNELS: config.channels is None, variants.PRUNE: config.prune is None}
+    off = {variants.CHANNELS: config.channels is None, variants.PRUNE: config.prune is None,
+           variants.DENSE_EXTRA: not config.evaluation.same_steps_reference
+           or reference.extra_steps(config) == 0}
     return [stage for stage in variants.STAGES if not off.get(stage)]
 
 
@@ -211,6 +213,18 @@ def qat_stage(config, run_dir):
     return _run_stage(config, run_dir, variants.QAT, build)
 
 
+def dense_extra_stage(config, run_dir):
+    """The dense GAN trained on for the steps compression added (`reference`): the quality
+    reference that does not credit extra fine-tuning as a compression gain."""
+
+    def build(stage_dir):
+        seed_everything(config.train)
+        return reference.continue_dense_training(config, run_dir, stage_dir,
+                                                 data_lib.make_dataset(config.data))
+
+    return _run_stage(config, run_dir, variants.DENSE_EXTRA, build)
+
+
 def _load_generator(run_dir, stage):
     return models.load_generator(os.path.join(run_dir, stage, "generator.keras"))
 
@@ -300,12 +314,15 @@ def evaluate_stage(config, run_dir):
         records = variants.evaluate_variants(
             stage_done(run_dir, variants.BENCHMARK)["variants"], generators, extractor,
             real_images, real_labels, num, stage_dir, evaluation.seed)
+        real_grid = save_image_grid(os.path.join(stage_dir, "samples_real.png"),
+                                    real_images[:SAMPLE_GRID], scale=3)
         untrained = generator_eval.untrained_like(generators["dense"], evaluation.seed)
         untrained_images = generator_eval.generate(
             generator_eval.KerasGeneratorFunction(untrained), num, evaluation.seed)
         return {"variants": records, "num_real": len(real_images), "num_samples": num,
                 "classifier_accuracy": extractor.accuracy, "feature_space": space,
                 "features": feature_spaces.describe(extractor),
+                "real_samples": real_grid,
                 "data": description,
                 "floor": generator_eval.noise_floor(extractor, real_images, real_labels,
                                                     evaluation.seed),
@@ -319,15 +336,16 @@ def report_stage(config, run_dir):
     """Writes ``report.md`` (tables, sample grids, size-vs-quality plot) and ``summary.json``."""
     def build(stage_dir):
         del stage_dir
-        return {"report": write_pipeline_report(run_dir)}
+        return {"report": write_pipeline_report(run_dir,
+                                                extra_steps=reference.extra_steps(config))}
 
     return _run_stage(config, run_dir, variants.REPORT, build)
 
 
 def compress_run(config, *, run_dir, checked=False):
     """The stages after training: [channel pruning + recover ->] [prune + recover ->] QAT ->
-    export + verify -> benchmark -> evaluate -> report, on a run directory whose train stage is
-    done. ``config.channels`` None skips channel pruning; ``config.prune`` None skips weight
+    [dense same-steps reference ->] export + verify -> benchmark -> evaluate -> report, on a run
+    directory whose train stage is done. ``config.channels`` None skips channel pruning; ``config.prune`` None skips weight
     pruning (QAT of the dense or narrow generator).
 
     ``checked``: the caller already ran `check_evaluation` (else it runs first here).
@@ -347,7 +365,10 @@ def compress_run(config, *, run_dir, checked=False):
         channels_stage(config, run_dir)
     if config.prune is not None:
         prune_stage(config, run_dir)
-    for stage in (qat_stage, export_stage, benchmark_stage, evaluate_stage):
+    qat_stage(config, run_dir)
+    if variants.DENSE_EXTRA in planned_stages(config):
+        dense_extra_stage(config, run_dir)
+    for stage in (export_stage, benchmark_stage, evaluate_stage):
         stage(config, run_dir)
     return report_stage(config, run_dir)["report"]
 
