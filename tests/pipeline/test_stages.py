@@ -135,3 +135,14 @@ def test_pipeline_on_an_unlabelled_folder_reports_every_label_free_metric(tmp_pa
     quality = text.split("## Sample quality")[1].split("##")[0]
     rows = [line for line in quality.splitlines() if line.startswith("| pruned+QAT int8")]
     assert len(rows) == 1 and rows[0].count("| n/a ") == 3  # class score, classes, KL
+
+
+def test_stage_headers_number_the_stages_the_config_runs():
+    assert stages.planned_stages(CONFIG) == ["train", "prune", "qat", "dense_extra", "export",
+                                             "benchmark", "evaluate", "report"]
+    assert stages._stage_label(CONFIG, "train") == "[1/8] train"
+    no_prune = CONFIG.replace(prune=None, evaluation=CONFIG.evaluation.replace(
+        same_steps_reference=False))
+    assert stages.planned_stages(no_prune) == ["train", "qat", "export", "benchmark",
+                                               "evaluate", "report"]
+    assert stages._stage_label(no_prune, "qat") == "[2/6] qat"
