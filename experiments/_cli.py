@@ -6,6 +6,7 @@ it loads.
 
 import contextlib
 import errno
+import logging as std_logging
 import importlib.abc
 import importlib.util
 import os
@@ -142,21 +143,31 @@ def disk_full_message(error):
 _KNOWN_NOISE = ("Found untraced functions such as",)
 
 
+_THIRD_PARTY = tuple(f"{os.sep}{name}{os.sep}" for name in ("tensorflow", "tf_keras",
+                                                               "tensorflow_model_optimization"))
+
+
 def _drop_known_noise(record):
     return not any(text in record.getMessage() for text in _KNOWN_NOISE)
+
+
+def _drop_third_party_info(record):
+    # Parts of TensorFlow log through absl rather than the "tensorflow" logger (the checkpoint
+    # saver's "Sharding callback duration" at every save); absl's INFO is tfgan_opt's progress.
+    return record.levelno >= std_logging.WARNING or not any(
+        part in record.pathname for part in _THIRD_PARTY)
 
 
 def quiet_logs(verbose=False):
     """tfgan_opt's progress at INFO; TensorFlow's Python loggers (saver, signature and retracing
     lines) at WARNING, less `_KNOWN_NOISE`, unless ``verbose``. The C++ side is set at import."""
-    import logging as std_logging
-
     logging.set_verbosity(logging.INFO)
     level = std_logging.INFO if verbose else std_logging.WARNING
     for name in ("tensorflow", "tf_keras", "h5py", "matplotlib"):
         std_logging.getLogger(name).setLevel(level)
     if not verbose:
         std_logging.getLogger("tensorflow").addFilter(_drop_known_noise)
+        std_logging.getLogger("absl").addFilter(_drop_third_party_info)
     if verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # too late for TensorFlow if already loaded
 
