@@ -45,7 +45,8 @@ def main(argv):
     if distribute.is_chief(strategy):
         rundir.prepare_run_dir(FLAGS.run_dir, config.to_dict(TRAIN_SECTIONS),
                                overwrite=FLAGS.overwrite)
-    record = stages.train_gan(config, run_dir=FLAGS.run_dir, strategy=strategy, dataset=dataset)
+    record = stages.train_gan(config, run_dir=FLAGS.run_dir, strategy=strategy, dataset=dataset,
+                              label="[1/1] train")
     logging.info("Generator: %s  samples: %s", record["generator"], record["samples"])
 
 

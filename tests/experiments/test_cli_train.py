@@ -50,9 +50,16 @@ def test_train_script_trains_saves_and_refuses_another_config_on_the_same_run_di
     assert result.returncode == 0, result.stderr[-2000:]
     for name in ("generator.keras", "discriminator.keras", "samples.png", "stage.json"):
         assert (run_dir / "train" / name).exists()
-    refused = _run(*common, "--steps=2", "--seed=7")
+    # A quiet terminal: the stage header and progress, none of TensorFlow's start-up banner.
+    lines = result.stderr.strip().splitlines()
+    assert "] [1/1] train: 2 steps" in lines[0], lines
+    assert any("step 2/2" in line and "ETA" in line for line in lines)
+    for noise in ("oneDNN", "cuda", "absl::InitializeLog", "Sharding callback"):
+        assert noise not in result.stderr, noise
+    refused = _run(*common, "--steps=2", "--seed=7", "--verbose")  # --verbose: all of it back
     assert refused.returncode == 1
     assert "train.seed" in refused.stderr and "--overwrite" in refused.stderr
+    assert "oneDNN" in refused.stderr
     assert (run_dir / "train" / "generator.keras").exists()
 
 

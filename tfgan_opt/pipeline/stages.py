@@ -55,7 +55,7 @@ def seed_everything(train_config):
         tf.config.experimental.enable_op_determinism()
 
 
-def train_gan(config, *, run_dir, strategy=None, dataset=None):
+def train_gan(config, *, run_dir, strategy=None, dataset=None, label=None):
     """Trains a GAN into ``<run_dir>/train`` (resuming it if interrupted) and saves its networks.
 
     Args:
@@ -67,12 +67,13 @@ def train_gan(config, *, run_dir, strategy=None, dataset=None):
         arguments; only the chief writes into ``run_dir`` (a filesystem all workers share).
       dataset: ``data.make_dataset(config.data)`` if the caller already opened it (to check the
         data before touching the run directory); None opens it here.
+      label: the stage header (default ``[1/N] train``, N the stages ``config`` runs).
 
     Returns:
       The stage record: paths of ``generator.keras``, ``discriminator.keras`` and the final sample
       grid, steps, wall time and the last logged losses.
     """
-    label = _stage_label(config, variants.TRAIN)
+    label = label or _stage_label(config, variants.TRAIN)
     done = stage_done(run_dir, variants.TRAIN)
     if done and done["steps"] >= config.train.steps:  # more --steps continues from the checkpoint
         logging.info("%s: already done (%d steps); skipping", label, done["steps"])
