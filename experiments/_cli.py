@@ -138,9 +138,11 @@ def disk_full_message(error):
     return None
 
 
-# WARNING lines TensorFlow prints for every SavedModel the converter writes (tf_keras layers keep
-# XLA-compiled helpers it does not trace): expected, and nothing a user can act on.
-_KNOWN_NOISE = ("Found untraced functions such as",)
+# WARNING lines that are expected and nothing a user can act on: TensorFlow's note for every
+# SavedModel the converter writes (tf_keras layers keep XLA-compiled helpers it does not trace),
+# and its retracing note when the evaluation wraps each of a dozen generators in its own
+# tf.function (each traces once; TensorFlow counts them together).
+_KNOWN_NOISE = ("Found untraced functions such as", "triggered tf.function retracing")
 
 
 _THIRD_PARTY = tuple(f"{os.sep}{name}{os.sep}" for name in ("tensorflow", "tf_keras",

@@ -87,7 +87,7 @@ def export_variants(records, generators, out_dir, export_config):
             record["file_large_batch"] = tflite.export_tflite(
                 generator, f"{stem}.b{export_config.benchmark_batch}.tflite", export_config,
                 record["format"], batch_size=export_config.benchmark_batch)
-        logging.info("Exported %s: %s (%.1f KiB)%s", record["name"], record["file"],
+        logging.debug("Exported %s: %s (%.1f KiB)%s", record["name"], record["file"],
                      os.path.getsize(record["file"]) / 1024,
                      " + a batch-%d benchmark copy" % export_config.benchmark_batch
                      if export_config.benchmark_batch else "")
