@@ -88,9 +88,10 @@ def test_a_config_json_written_before_the_layout_change_still_resumes(tmp_path):
     config = stages.load_run_config(run_dir)
     recorded = json.loads(json.dumps(config.to_dict()))
     # Fields added since then take defaults that mean the old behaviour (features=auto: the
-    # classifier on this labelled source).
+    # classifier on this labelled source) or add a stage (issue 12's same-steps reference).
     assert recorded["evaluation"].pop("features") == "auto"
     assert recorded["evaluation"].pop("inception_weights") is None
+    assert recorded["evaluation"].pop("same_steps_reference") is True
     assert recorded == old
     assert stages.check_evaluation(config) == "classifier"
     assert prepare_run_dir(run_dir, config.to_dict()) is True  # the same run: a resume
