@@ -128,15 +128,18 @@ def _number_points(ax, points, radius=11):
                                         "ec": "none", "alpha": 0.8})
 
 
-def plot_size_vs_quality(variants, path, floor=None):
+def plot_size_vs_quality(variants, path, floor=None, references=()):
     """Scatter of deployed size (gzip KiB, log scale) against Frechet distance; saved as PNG.
 
     Points carry numbers and a legend beside the axes names them, so labels never overlap however
     close the points are (int8 files of one model often sit on top of each other).
+    ``references``: (label, Frechet distance) of models without a file (e.g. a Keras model),
+    drawn as dotted horizontal lines.
     """
     import matplotlib
     matplotlib.use("Agg")  # no display on servers; must precede pyplot
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     points = []
     for v in variants:
@@ -152,7 +155,13 @@ def plot_size_vs_quality(variants, path, floor=None):
     if floor and floor.get("frechet_distance") is not None:
         ax.axhline(floor["frechet_distance"], linestyle="--", color="gray", linewidth=1,
                    label="real vs real (noise floor)")
+    for label, fd in references:
+        ax.axhline(fd, linestyle=":", color="black", linewidth=1, label=label)
     ax.set_xscale("log")
+    # Plain numbers at 1-2-5 steps: the default "3x10^2" minor labels run into each other.
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("deployed size, gzip KiB (log scale)")
     ax.set_ylabel("Frechet distance, domain features\n(lower is better)")
     ax.set_title("Generator size vs sample quality")

@@ -213,9 +213,12 @@ def write_pipeline_report(run_dir, targets=DeploymentTargets(), extra_steps=None
     head = headline(evaluated, {"dense": trained["steps"], "extra": extra_steps})
     atomic_write_json(os.path.join(run_dir, "summary.json"), {"headline": head,
                                                               "variants": variants})
+    same_steps = [(f"{v['name']} (no file)", _fd(v)) for v in variants
+                  if v["name"] == DENSE_SAME_STEPS]
     plot = markdown.plot_size_vs_quality(
         [v for v in variants if v.get("file")],
-        os.path.join(run_dir, "report_size_vs_quality.png"), floor=evaluated["floor"])
+        os.path.join(run_dir, "report_size_vs_quality.png"), floor=evaluated["floor"],
+        references=same_steps)
     about = (f"Data: {evaluated['data']}. Quality metrics use {evaluated['num_samples']} generated "
              f"samples per variant against {evaluated['num_real']} real images. Feature space: "
              f"{_features_sentence(evaluated)}. The real-vs-real row (two disjoint halves) is the "
