@@ -20,7 +20,7 @@ def _custom_objects():
     objects = dict(keras.utils.get_custom_objects())
     try:
         # Deferred: tfmot is slow to import and only needed once a network is loaded.
-        from tfgan_opt.models import qat_layers  # (registers the QAT objects; imports tfmot)
+        from tfgan_opt.models import qat_layers  # noqa: F401  (registers the QAT objects)
         tfmot = import_tfmot()
         # The scopes hold their objects in the scope, not in the global dict that
         # get_custom_objects() returns, so read them from the scope objects.
