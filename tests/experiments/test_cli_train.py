@@ -70,7 +70,8 @@ def test_train_script_trains_saves_and_refuses_another_config_on_the_same_run_di
      ["--from_run", "--target_sparsity", "--formats", "--num_samples"]),
     ("pipeline.py", ["run", "data", "model", "training", "compression", "export", "evaluation"],
      ["--dataset", "--qat_steps", "--benchmark_batch"]),
-    ("evaluate.py", ["run", "data"], ["--generator", "--out_dir", "--image_size"]),
+    ("evaluate.py", ["run", "data", "evaluation"], ["--generator", "--out_dir", "--image_size",
+                                                    "--features"]),
 ])
 def test_help_lists_the_scripts_own_flags_in_groups(script, groups, flag_names):
     env = {**os.environ, "PYTHONPATH": REPO}
