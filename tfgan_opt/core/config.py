@@ -16,8 +16,7 @@ PRUNING_SCHEDULES = ("polynomial", "constant")
 EXPORT_FORMATS = ("saved_model", "float32", "float16", "dynamic_range", "int8", "int8_float_io")
 CHANNEL_CRITERIA = ("l1", "bn_scale", "activation", "taylor")
 FEATURE_SPACES = ("auto", "classifier", "label_free", "inception")
-PRUNE_MODES = ("finetune", "during")
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")  # tf.distribute strategies
+PRUNE_MODES, STRATEGIES = ("finetune", "during"), ("default", "mirrored", "multi_worker", "tpu")
 
 
 def _check(condition, message):
@@ -327,9 +326,8 @@ class EvaluationConfig(_Config):
         is what runs recorded before this field did on a labelled source: the classifier).
       inception_weights: a local InceptionV3 (include_top=False) HDF5 weights file, for
         ``features`` ``inception`` (or ``auto``).
-      same_steps_reference: also continue the dense GAN for as many steps as the compression
-        fine-tunes added, and evaluate it: the compressed generator's quality is then compared
-        with a dense one that trained as long (extra fine-tuning is not a compression gain).
+      same_steps_reference: train the dense GAN on as long as compression fine-tunes, as the
+        fair quality reference (`tfgan_opt.pipeline.reference`).
     """
 
     num_samples: int = 10_000

@@ -11,7 +11,7 @@ import shutil
 
 from tfgan_opt.core.artifacts import atomic_write_json, read_json
 from tfgan_opt.core.errors import RunDirError
-from tfgan_opt.core.pipeline_config import TRAIN_SECTIONS
+from tfgan_opt.core.pipeline_config import TRAIN_SECTIONS, PipelineConfig
 from tfgan_opt.core.rundir import CONFIG_FILE, STAGE_FILE, stage_done
 from tfgan_opt.pipeline.variants import TRAIN
 
@@ -56,3 +56,17 @@ def fork_trained_run(source_dir, run_dir):
                       {name: config[name] for name in TRAIN_SECTIONS if name in config})
     os.replace(copying, train_dir)  # last: a train/ folder means the copy is whole
     return True
+
+
+def load_run_config(run_dir):
+    """The `PipelineConfig` recorded in ``<run_dir>/config.json`` (sections it does not record,
+    e.g. the compression ones of a train-only run, take their defaults)."""
+    path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise RunDirError(f"{run_dir} is not a tfgan_opt run directory (no config.json)")
+    recorded = read_json(path)
+    missing = [name for name in TRAIN_SECTIONS if name not in recorded]
+    if missing:
+        raise RunDirError(f"{path} records no {', '.join(missing)} configuration; "
+                          "it was not made by experiments/train.py or pipeline.py")
+    return PipelineConfig.from_dict(recorded)

@@ -16,16 +16,15 @@ from tfgan_opt import data as data_lib
 from tfgan_opt import models
 from tfgan_opt.compress import prune
 from tfgan_opt.compress.channels import count_macs
-from tfgan_opt.core.artifacts import read_json
 from tfgan_opt.core.compat import keras
-from tfgan_opt.core.pipeline_config import TRAIN_SECTIONS, PipelineConfig
 from tfgan_opt.core.errors import RunDirError
 from tfgan_opt.core.images import save_image_grid
-from tfgan_opt.core.rundir import CONFIG_FILE, mark_stage_done, stage_done
+from tfgan_opt.core.rundir import mark_stage_done, stage_done
 from tfgan_opt.evaluation import feature_spaces
 from tfgan_opt.evaluation import generators as generator_eval
 from tfgan_opt.export import tflite
 from tfgan_opt.pipeline import finetune, reference, variants
+from tfgan_opt.pipeline.fork import load_run_config  # noqa: F401  (the scripts' entry point)
 from tfgan_opt.pipeline.report import write_pipeline_report
 from tfgan_opt.training import distribute
 from tfgan_opt.training.trainer import GANTrainer
@@ -390,17 +389,3 @@ def run_pipeline(config, *, run_dir, strategy=None, dataset=None, checked=False)
         check_evaluation(config)
     train_gan(config, run_dir=run_dir, strategy=strategy, dataset=dataset)
     return compress_run(config, run_dir=run_dir, checked=True)
-
-
-def load_run_config(run_dir):
-    """The `PipelineConfig` recorded in ``<run_dir>/config.json`` (sections it does not record,
-    e.g. the compression ones of a train-only run, take their defaults)."""
-    path = os.path.join(run_dir, CONFIG_FILE)
-    if not os.path.exists(path):
-        raise RunDirError(f"{run_dir} is not a tfgan_opt run directory (no config.json)")
-    recorded = read_json(path)
-    missing = [name for name in TRAIN_SECTIONS if name not in recorded]
-    if missing:
-        raise RunDirError(f"{path} records no {', '.join(missing)} configuration; "
-                          "it was not made by experiments/train.py or pipeline.py")
-    return PipelineConfig.from_dict(recorded)
