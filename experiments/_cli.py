@@ -1,20 +1,110 @@
-"""Shared plumbing of the experiment scripts: one-line errors and config building from flags."""
+"""Shared plumbing of the experiment scripts: one-line errors, a quiet terminal, grouped --help.
 
+Import it before anything that imports TensorFlow: TensorFlow reads its C++ log level once, when
+it loads.
+"""
+
+import contextlib
 import errno
+import logging as std_logging
+import importlib.abc
+import importlib.util
 import os
 import signal
 import sys
 
-# TensorFlow's C++ start-up lines (CUDA probing on a CPU machine, CPU features) bury the one line a
-# user needs; keep them out unless the user asks for them.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# TensorFlow's C++ logs (CUDA probing on a CPU machine, CPU features, oneDNN, the TFLite
+# converter's MLIR passes) bury the lines a user needs; keep them out unless --verbose asks for
+# them. A value the user exported is kept.
+_VERBOSE = any(arg in ("--verbose", "--verbose=true", "--verbose=1") for arg in sys.argv[1:])
+if not _VERBOSE:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ logging: errors only
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
-from absl import app, flags, logging
+from absl import app, flags, logging  # noqa: E402 - after the environment is set
+
+
+@contextlib.contextmanager
+def _stderr_fd_silenced():
+    """Points file descriptor 2 at /dev/null: C++ code writes there, not to ``sys.stderr``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Loads ``tensorflow`` with fd 2 silenced. Loading it prints a start-up banner twice (oneDNN,
+    "Could not find cuda drivers", "All log messages before absl::InitializeLog()") from C++
+    logging that runs before ``TF_CPP_MIN_LOG_LEVEL`` is applied. An import error still raises."""
+
+    def find_spec(self, name, path, target=None):
+        del path, target
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def quiet_exec_module(module):
+            with _stderr_fd_silenced():
+                exec_module(module)
+
+        spec.loader.exec_module = quiet_exec_module
+        return spec
+
+
+if not _VERBOSE and "tensorflow" not in sys.modules:
+    sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+flags.DEFINE_boolean("verbose", False, "Show TensorFlow's own logs (C++ start-up, converter, "
+                     "saver and retracing lines); hidden by default.")
 
 from tfgan_opt.core.errors import TfganOptError
 
 
+_HELP_ARGS = ("--help", "-h", "-?", "--helpshort")
+
+
+def grouped_help(module_name):
+    """The key flags of ``module_name`` (a script), grouped as `_flags.GROUPS` groups them; flags
+    of no group (the script's own) come first, under "run"."""
+    import _flags  # experiments/ sibling; imported here so _cli stays importable first
+
+    key_flags = {flag.name: flag for flag in flags.FLAGS.get_key_flags_for_module(module_name)}
+    grouped = {name: group for group, names in _flags.GROUPS.items() for name in names}
+    by_group = {}
+    for name in sorted(key_flags):
+        by_group.setdefault(grouped.get(name, "run"), []).append(key_flags[name])
+    order = ["run", "data", "model", "training", "compression", "export", "evaluation"]
+    lines = []
+    for group in sorted(by_group, key=lambda g: order.index(g) if g in order else len(order)):
+        lines.append(f"\n{group} flags:")
+        for flag in by_group[group]:
+            prefix = "[no]" if flag.boolean else ""
+            default = "" if flag.default is None else f" (default: {flag.default_as_str})"
+            lines.append(f"  --{prefix}{flag.name}: {flag.help}{default}")
+    return "\n".join(lines)
+
+
+def _print_help(argv):
+    main = sys.modules["__main__"]
+    doc = (main.__doc__ or "").strip()
+    sys.stdout.write(f"{doc}\n\nUSAGE: {argv[0]} [flags]\n")
+    sys.stdout.write(grouped_help(argv[0]) + "\n\n--helpfull lists every flag, absl's included.\n")
+
+
 def _parse_flags(argv):
+    if any(arg in _HELP_ARGS for arg in argv[1:]):
+        _print_help(argv)
+        sys.exit(0)
     # absl prints a multi-line message plus usage for a bad flag; users get one line instead.
     try:
         return flags.FLAGS(argv)
@@ -47,6 +137,42 @@ def disk_full_message(error):
     if type(error).__module__.startswith("tensorflow") and any(t in text for t in _DISK_FULL_TEXTS):
         return f"disk full while writing: {text.splitlines()[0]}"
     return None
+
+
+# WARNING lines that are expected and nothing a user can act on: TensorFlow's note for every
+# SavedModel the converter writes (tf_keras layers keep XLA-compiled helpers it does not trace),
+# and its retracing note when the evaluation wraps each of a dozen generators in its own
+# tf.function (each traces once; TensorFlow counts them together).
+_KNOWN_NOISE = ("Found untraced functions such as", "triggered tf.function retracing")
+
+
+_THIRD_PARTY = tuple(f"{os.sep}{name}{os.sep}" for name in ("tensorflow", "tf_keras",
+                                                               "tensorflow_model_optimization"))
+
+
+def _drop_known_noise(record):
+    return not any(text in record.getMessage() for text in _KNOWN_NOISE)
+
+
+def _drop_third_party_info(record):
+    # Parts of TensorFlow log through absl rather than the "tensorflow" logger (the checkpoint
+    # saver's "Sharding callback duration" at every save); absl's INFO is tfgan_opt's progress.
+    return record.levelno >= std_logging.WARNING or not any(
+        part in record.pathname for part in _THIRD_PARTY)
+
+
+def quiet_logs(verbose=False):
+    """tfgan_opt's progress at INFO; TensorFlow's Python loggers (saver, signature and retracing
+    lines) at WARNING, less `_KNOWN_NOISE`, unless ``verbose``. The C++ side is set at import."""
+    logging.set_verbosity(logging.INFO)
+    level = std_logging.INFO if verbose else std_logging.WARNING
+    for name in ("tensorflow", "tf_keras", "h5py", "matplotlib"):
+        std_logging.getLogger(name).setLevel(level)
+    if not verbose:
+        std_logging.getLogger("tensorflow").addFilter(_drop_known_noise)
+        std_logging.getLogger("absl").addFilter(_drop_third_party_info)
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # too late for TensorFlow if already loaded
 
 
 def _terminate_as_interrupt(number, frame):
@@ -85,7 +211,7 @@ def run(main):
     """
 
     def guarded(argv):
-        logging.set_verbosity(logging.INFO)
+        quiet_logs(verbose=flags.FLAGS.verbose)
         signal.signal(signal.SIGTERM, _terminate_as_interrupt)
         return guarded_main(main, argv)
 

@@ -1,74 +1,102 @@
 """Flags shared by the experiment scripts, and the config objects built from them.
 
-Flags only ever live under experiments/; the library receives config objects.
+Flags only ever live under experiments/; the library receives config objects. Each script calls
+the ``define_*_flags`` it needs and then ``flags.adopt_module_key_flags(_flags)``, so its
+``--help`` lists them; `GROUPS` records which help group (data, model, training, compression,
+export, evaluation) each flag belongs to. Choices are ``DEFINE_enum`` over the name tuples of
+`tfgan_opt.core.config`, never a copy of them.
 """
+
+import contextlib
 
 from absl import flags
 
 from tfgan_opt import (ChannelPruneConfig, ConfigError, DataConfig, EvaluationConfig, ExportConfig,
                        LossConfig, ModelConfig, PipelineConfig, PruneConfig, QuantizeConfig,
                        RecoveryConfig, TrainConfig)
-from tfgan_opt.core.config import EXPORT_FORMATS, FEATURE_SPACES
+from tfgan_opt.core.config import (ARCHITECTURES, CHANNEL_CRITERIA, EXPORT_FORMATS,
+                                   FEATURE_SPACES, LOSS_NAMES, PRUNE_MODES, PRUNING_SCHEDULES,
+                                   STRATEGIES)
 
 FLAGS = flags.FLAGS
 
+# Help group -> flag names, in definition order (rendered by _cli's --help).
+GROUPS = {}
+
+
+@contextlib.contextmanager
+def _group(name):
+    """Records the flags defined inside the block under help group ``name``."""
+    before = set(FLAGS)
+    yield
+    GROUPS.setdefault(name, []).extend(n for n in FLAGS if n not in before)
+
+
+def _enum(name, default, choices, help_text):
+    flags.DEFINE_enum(name, default, list(choices), help_text)
+
 
 def define_run_flags():
-    flags.DEFINE_string("run_dir", None, "Run directory (created; a rerun resumes).", required=True)
-    flags.DEFINE_boolean("overwrite", False, "Replace a run directory that holds another run.")
+    with _group("run"):
+        flags.DEFINE_string("run_dir", None, "Run directory (created; a rerun resumes).",
+                            required=True)
+        flags.DEFINE_boolean("overwrite", False, "Replace a run directory that holds another run.")
 
 
 def define_data_flags(default_dataset="digits", image_size=28, batch_size=64):
-    flags.DEFINE_string("dataset", default_dataset,
-                        "digits | a TFDS name (mnist, fashion_mnist, cifar10, ...) | idx:<path> | "
-                        "npz:<path> | folder:<dir>")
-    flags.DEFINE_integer("image_size", image_size, "Square image side the pipeline yields.")
-    flags.DEFINE_integer("channels", 1, "1 (grayscale) or 3 (RGB). A source with the other count "
-                         "is converted (RGB to luma, gray repeated to RGB); a folder may mix "
-                         "both; arrays with any other channel count are refused.")
-    flags.DEFINE_integer("batch_size", batch_size, "Global batch size.")
-    flags.DEFINE_string("split", "train", "TFDS split.")
-    flags.DEFINE_string("data_dir", None, "TFDS data directory (a prepared one works offline).")
-    flags.DEFINE_boolean("download", False, "Let TFDS download (needs network).")
-    flags.DEFINE_integer("limit", None, "Use only the first N examples.")
+    with _group("data"):
+        flags.DEFINE_string("dataset", default_dataset,
+                            "digits | a TFDS name (mnist, fashion_mnist, cifar10, ...) | "
+                            "idx:<path> | npz:<path> | folder:<dir>")
+        flags.DEFINE_integer("image_size", image_size, "Square image side the pipeline yields.")
+        flags.DEFINE_integer("channels", 1, "1 (grayscale) or 3 (RGB). A source with the other "
+                             "count is converted (RGB to luma, gray repeated to RGB); a folder "
+                             "may mix both; arrays with any other channel count are refused.")
+        flags.DEFINE_integer("batch_size", batch_size, "Global batch size.")
+        flags.DEFINE_string("split", "train", "TFDS split.")
+        flags.DEFINE_string("data_dir", None, "TFDS data directory (a prepared one works offline).")
+        flags.DEFINE_boolean("download", False, "Let TFDS download (needs network).")
+        flags.DEFINE_integer("limit", None, "Use only the first N examples.")
 
 
 def define_model_flags(width=64):
-    flags.DEFINE_string("arch", "dcgan", "dcgan | mlp")
-    flags.DEFINE_integer("latent_dim", 64, "Latent size.")
-    flags.DEFINE_integer("width", width, "Generator width.")
-    flags.DEFINE_integer("discriminator_width", width, "Discriminator width.")
-    flags.DEFINE_boolean("spectral_norm", False, "Spectral normalization in the discriminator.")
+    with _group("model"):
+        _enum("arch", "dcgan", ARCHITECTURES, "Generator/discriminator architecture.")
+        flags.DEFINE_integer("latent_dim", 64, "Latent size.")
+        flags.DEFINE_integer("width", width, "Generator width.")
+        flags.DEFINE_integer("discriminator_width", width, "Discriminator width.")
+        flags.DEFINE_boolean("spectral_norm", False, "Spectral normalization in the discriminator.")
 
 
 def define_train_flags(steps=2000):
-    flags.DEFINE_string("loss", "non_saturating",
-                        "non_saturating | minimax | wasserstein | wgan_gp | hinge")
-    flags.DEFINE_float("l1", 0.0, "L1 weight regularization.")
-    flags.DEFINE_float("l2", 0.0, "L2 weight regularization.")
-    flags.DEFINE_float("clip_value", 0.01, "Critic weight clipping (wasserstein).")
-    flags.DEFINE_float("gradient_penalty_weight", 10.0, "WGAN-GP lambda.")
-    flags.DEFINE_integer("steps", steps, "Generator steps.")
-    flags.DEFINE_integer("n_critic", 1, "Discriminator steps per generator step.")
-    flags.DEFINE_float("generator_lr", 2e-4, "Generator Adam learning rate.")
-    flags.DEFINE_float("discriminator_lr", 2e-4, "Discriminator Adam learning rate.")
-    flags.DEFINE_float("ema_decay", 0.0, "EMA decay of generator weights (0: off).")
-    flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints and sample grids.")
-    flags.DEFINE_integer("log_every", 100, "Steps between progress lines.")
-    flags.DEFINE_integer("seed", 0, "Random seed.")
-    flags.DEFINE_boolean("deterministic", False, "Enable op determinism (bit-identical reruns).")
-    flags.DEFINE_boolean("check_numerics", True, "Stop on a NaN/Inf loss (every step) or weight "
-                         "(every checkpoint, before saving it).")
+    with _group("training"):
+        _enum("loss", "non_saturating", LOSS_NAMES, "GAN loss.")
+        flags.DEFINE_float("l1", 0.0, "L1 weight regularization.")
+        flags.DEFINE_float("l2", 0.0, "L2 weight regularization.")
+        flags.DEFINE_float("clip_value", 0.01, "Critic weight clipping (wasserstein).")
+        flags.DEFINE_float("gradient_penalty_weight", 10.0, "WGAN-GP lambda.")
+        flags.DEFINE_integer("steps", steps, "Generator steps.")
+        flags.DEFINE_integer("n_critic", 1, "Discriminator steps per generator step.")
+        flags.DEFINE_float("generator_lr", 2e-4, "Generator Adam learning rate.")
+        flags.DEFINE_float("discriminator_lr", 2e-4, "Discriminator Adam learning rate.")
+        flags.DEFINE_float("ema_decay", 0.0, "EMA decay of generator weights (0: off).")
+        flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints and sample grids.")
+        flags.DEFINE_integer("log_every", 100, "Steps between progress lines.")
+        flags.DEFINE_integer("seed", 0, "Random seed.")
+        flags.DEFINE_boolean("deterministic", False, "Enable op determinism (bit-identical "
+                             "reruns).")
+        flags.DEFINE_boolean("check_numerics", True, "Stop on a NaN/Inf loss (every step) or "
+                             "weight (every checkpoint, before saving it).")
 
 
 def define_distribute_flags():
-    flags.DEFINE_string("strategy", "default",
-                        "default | mirrored (this machine's GPUs) | multi_worker (cluster from "
-                        "TF_CONFIG) | tpu")
-    flags.DEFINE_string("tpu", None, "--strategy=tpu: TPU name or grpc://host:port; 'local' on "
-                        "a TPU VM; unset reads TPU_NAME.")
-    flags.DEFINE_integer("cpu_devices", None, "--strategy=mirrored: mirror over N logical CPU "
-                         "devices instead of the GPUs (tests the distributed path on a CPU).")
+    with _group("training"):
+        _enum("strategy", "default", STRATEGIES, "mirrored: this machine's GPUs; multi_worker: "
+              "the cluster in TF_CONFIG; tpu: see --tpu.")
+        flags.DEFINE_string("tpu", None, "--strategy=tpu: TPU name or grpc://host:port; 'local' on "
+                            "a TPU VM; unset reads TPU_NAME.")
+        flags.DEFINE_integer("cpu_devices", None, "--strategy=mirrored: mirror over N logical CPU "
+                             "devices instead of the GPUs (tests the distributed path on a CPU).")
 
 
 def make_strategy():
@@ -113,44 +141,59 @@ def pipeline_config(**sections):
 
 
 def define_compress_flags(recovery_steps=500, qat_steps=300, num_samples=10_000):
-    flags.DEFINE_boolean("prune", True, "Prune the generator (False: QAT of the dense one).")
-    flags.DEFINE_float("target_sparsity", 0.8, "Final fraction of zero weights, in [0, 1).")
-    flags.DEFINE_string("pruning_schedule", "polynomial", "polynomial | constant")
-    flags.DEFINE_string("prune_mode", "finetune", "finetune (prune a trained GAN) | during "
-                        "(train a fresh GAN while pruning)")
-    flags.DEFINE_integer("pruning_frequency", 50, "Steps between mask updates.")
-    flags.DEFINE_string("block_m_by_n", None, "m:n structured sparsity, e.g. 2:4 (Dense/Conv2D).")
-    flags.DEFINE_integer("recovery_steps", recovery_steps, "Distillation fine-tune steps.")
-    flags.DEFINE_float("recovery_lr", 1e-4, "Recovery learning rate.")
-    flags.DEFINE_float("distill_weight", 10.0, "Weight of L1 on images (student vs dense).")
-    flags.DEFINE_float("feature_distill_weight", 1.0, "Weight of L1 on discriminator features.")
-    flags.DEFINE_float("adversarial_weight", 1.0, "Weight of the adversarial loss in recovery.")
-    flags.DEFINE_integer("qat_steps", qat_steps, "Quantization-aware fine-tune steps.")
-    flags.DEFINE_float("qat_lr", 5e-5, "QAT learning rate.")
-    flags.DEFINE_boolean("preserve_sparsity", True, "Keep pruned weights at zero through QAT.")
-    flags.DEFINE_float("channel_macs_target", None, "Remove whole generator channels until this "
-                       "fraction of the MACs is left, in (0, 1] (default: no channel pruning).")
-    flags.DEFINE_string("channel_criterion", "taylor", "Channel importance: l1 | bn_scale | "
-                        "activation | taylor.")
-    flags.DEFINE_integer("num_samples", num_samples, "Generated samples per variant for metrics.")
-    flags.DEFINE_integer("benchmark_runs", 50, "Timed calls per variant and setting.")
-    flags.DEFINE_integer("benchmark_rounds", 5, "Interleaved benchmark rounds.")
-    flags.DEFINE_string("cache_dir", None, "Feature-extractor cache (default <run_dir>/feature_cache).")
+    with _group("compression"):
+        flags.DEFINE_boolean("prune", True, "Prune the generator (False: QAT of the dense one).")
+        flags.DEFINE_float("target_sparsity", 0.8, "Final fraction of zero weights, in [0, 1).")
+        _enum("pruning_schedule", "polynomial", PRUNING_SCHEDULES, "tfmot pruning schedule.")
+        _enum("prune_mode", "finetune", PRUNE_MODES, "finetune: prune a trained GAN; during: "
+              "train a fresh GAN while pruning.")
+        flags.DEFINE_integer("pruning_frequency", 50, "Steps between mask updates.")
+        flags.DEFINE_string("block_m_by_n", None, "m:n structured sparsity, e.g. 2:4 "
+                            "(Dense/Conv2D).")
+        flags.DEFINE_integer("recovery_steps", recovery_steps, "Distillation fine-tune steps.")
+        flags.DEFINE_float("recovery_lr", 1e-4, "Recovery learning rate.")
+        flags.DEFINE_float("distill_weight", 10.0, "Weight of L1 on images (student vs dense).")
+        flags.DEFINE_float("feature_distill_weight", 1.0, "Weight of L1 on discriminator features.")
+        flags.DEFINE_float("adversarial_weight", 1.0, "Weight of the adversarial loss in recovery.")
+        flags.DEFINE_integer("qat_steps", qat_steps, "Quantization-aware fine-tune steps.")
+        flags.DEFINE_float("qat_lr", 5e-5, "QAT learning rate.")
+        flags.DEFINE_boolean("preserve_sparsity", True, "Keep pruned weights at zero through QAT.")
+        flags.DEFINE_float("channel_macs_target", None, "Remove whole generator channels until "
+                           "this fraction of the MACs is left, in (0, 1] (default: no channel "
+                           "pruning).")
+        _enum("channel_criterion", "taylor", CHANNEL_CRITERIA, "Channel importance.")
+    with _group("export"):
+        # A comma-separated list of choices: absl has no enum list, so a validator checks it.
+        flags.DEFINE_list("formats", list(EXPORT_FORMATS),
+                          "Export formats (comma-separated): " + ", ".join(EXPORT_FORMATS))
+        flags.register_validator(
+            "formats", lambda names: set(names) <= set(EXPORT_FORMATS),
+            "--formats takes a comma-separated subset of " + ", ".join(EXPORT_FORMATS))
+        flags.DEFINE_integer("benchmark_batch", 64, "Also convert each TFLite variant at this "
+                             "batch to time it there (0: batch 1 only).")
+    with _group("evaluation"):
+        flags.DEFINE_integer("num_samples", num_samples, "Generated samples per variant for "
+                             "metrics.")
+        flags.DEFINE_integer("benchmark_runs", 50, "Timed calls per variant and setting.")
+        flags.DEFINE_integer("benchmark_rounds", 5, "Interleaved benchmark rounds.")
+        flags.DEFINE_string("cache_dir", None, "Feature-extractor cache (default "
+                            "<run_dir>/feature_cache).")
+        flags.DEFINE_boolean("same_steps_reference", True, "Also train the dense GAN for the "
+                             "steps the compression fine-tunes added, as the fair quality "
+                             "reference.")
     define_feature_flags()
-    flags.DEFINE_list("formats", list(EXPORT_FORMATS),
-                      "Export formats (comma-separated): " + ", ".join(EXPORT_FORMATS))
-    flags.DEFINE_integer("benchmark_batch", 64, "Also convert each TFLite variant at this batch to "
-                         "time it there (0: batch 1 only).")
 
 
 def define_feature_flags():
-    flags.DEFINE_enum("features", "auto", list(FEATURE_SPACES),
-                      "Feature space of the quality metrics: classifier (trained on the source's "
-                      "labels), label_free (contrastive encoder trained on the images alone), "
-                      "inception (--inception_weights); auto: inception if weights are given, "
-                      "else classifier if the source has labels, else label_free.")
-    flags.DEFINE_string("inception_weights", None, "Local InceptionV3 (include_top=False) HDF5 "
-                        "weights file for --features=inception.")
+    with _group("evaluation"):
+        flags.DEFINE_enum("features", "auto", list(FEATURE_SPACES),
+                          "Feature space of the quality metrics: classifier (trained on the "
+                          "source's labels), label_free (contrastive encoder trained on the "
+                          "images alone), inception (--inception_weights); auto: inception if "
+                          "weights are given, else classifier if the source has labels, else "
+                          "label_free.")
+        flags.DEFINE_string("inception_weights", None, "Local InceptionV3 (include_top=False) "
+                            "HDF5 weights file for --features=inception.")
 
 
 def _m_by_n():
@@ -187,5 +230,6 @@ def compress_configs():
                                        benchmark_rounds=FLAGS.benchmark_rounds,
                                        cache_dir=FLAGS.cache_dir, seed=FLAGS.seed,
                                        features=FLAGS.features,
-                                       inception_weights=FLAGS.inception_weights),
+                                       inception_weights=FLAGS.inception_weights,
+                                       same_steps_reference=FLAGS.same_steps_reference),
     }

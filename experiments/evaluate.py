@@ -29,6 +29,8 @@ flags.DEFINE_boolean("untrained_baseline", True, "Also evaluate an untrained gen
 flags.DEFINE_integer("seed", 0, "Seed of the latents.")
 flags.DEFINE_boolean("trust_saved_model", False, "Load SavedModel generators. A SavedModel's graph "
                      "can run any op (file writes included): pass this only for files you trust.")
+flags.adopt_module_key_flags(_flags)  # --help lists them, by group
+flags.adopt_module_key_flags(_cli)  # --verbose
 FLAGS = _flags.FLAGS
 
 

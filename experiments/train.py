@@ -12,7 +12,7 @@ share), ``--strategy=tpu --tpu=<name>``. ``--batch_size`` is the global batch.
 
 import _cli
 import _flags
-from absl import logging
+from absl import flags, logging
 
 from tfgan_opt.core import rundir, runlock
 
@@ -21,6 +21,8 @@ _flags.define_data_flags()
 _flags.define_model_flags()
 _flags.define_train_flags()
 _flags.define_distribute_flags()
+flags.adopt_module_key_flags(_flags)  # --help lists them, by group
+flags.adopt_module_key_flags(_cli)  # --verbose
 FLAGS = _flags.FLAGS
 
 
@@ -49,7 +51,7 @@ def main(argv):
             rundir.prepare_run_dir(FLAGS.run_dir, config.to_dict(TRAIN_SECTIONS),
                                    overwrite=FLAGS.overwrite)
         record = stages.train_gan(config, run_dir=FLAGS.run_dir, strategy=strategy,
-                                  dataset=dataset)
+                                  dataset=dataset, label="[1/1] train")
     logging.info("Generator: %s  samples: %s", record["generator"], record["samples"])
 
 

@@ -150,8 +150,8 @@ CASES = {
     "npz_without_images_array": (TRAIN, _npz_without_images),
     "empty_folder": (TRAIN, _empty_folder),
     "negative_steps": (TRAIN, _flag("--steps=-3", message=r"steps=-3 must be positive")),
-    "unknown_loss": (TRAIN, _flag("--loss=lsgan", message=r"loss='lsgan' is not one of")),
-    "unknown_architecture": (TRAIN, _flag("--arch=resnet", message=r"arch='resnet' is not one of")),
+    "unknown_loss": (TRAIN, _flag("--loss=lsgan", message=r"--loss=lsgan: value should be one of")),
+    "unknown_architecture": (TRAIN, _flag("--arch=resnet", message=r"--arch=resnet: value should be one of")),
     "image_size_the_architecture_cannot_make": (
         TRAIN, _flag("--image_size=10", message=r"image_size=10: the dcgan .*multiple of 4")),
     "channels_neither_1_nor_3": (TRAIN, _flag("--channels=2", message=r"channels=2 must be 1 or 3")),

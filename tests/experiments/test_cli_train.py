@@ -18,9 +18,9 @@ def _run(*flags, timeout=300):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--loss=lsgan"], "loss='lsgan' is not one of"),
+    (["--loss=lsgan"], "--loss=lsgan: value should be one of"),
     (["--steps=0"], "steps=0 must be positive"),
-    (["--arch=resnet"], "arch='resnet' is not one of"),
+    (["--arch=resnet"], "--arch=resnet: value should be one of"),
     (["--image_size=30"], "needs a multiple of 4"),
     (["--steps=abc"], "error: "),
     (["--no_such_flag=1"], "error: "),
@@ -50,7 +50,51 @@ def test_train_script_trains_saves_and_refuses_another_config_on_the_same_run_di
     assert result.returncode == 0, result.stderr[-2000:]
     for name in ("generator.keras", "discriminator.keras", "samples.png", "stage.json"):
         assert (run_dir / "train" / name).exists()
-    refused = _run(*common, "--steps=2", "--seed=7")
+    # A quiet terminal: the stage header and progress, none of TensorFlow's start-up banner.
+    lines = result.stderr.strip().splitlines()
+    assert any(line.endswith("] [1/1] train: 2 steps") for line in lines), lines
+    assert any("step 2/2" in line and "ETA" in line for line in lines)
+    for noise in ("oneDNN", "cuda", "absl::InitializeLog", "Sharding callback"):
+        assert noise not in result.stderr, noise
+    refused = _run(*common, "--steps=2", "--seed=7", "--verbose")  # --verbose: all of it back
     assert refused.returncode == 1
     assert "train.seed" in refused.stderr and "--overwrite" in refused.stderr
+    assert "oneDNN" in refused.stderr
     assert (run_dir / "train" / "generator.keras").exists()
+
+
+@pytest.mark.parametrize("script, groups, flag_names", [
+    ("train.py", ["run", "data", "model", "training"], ["--run_dir", "--dataset", "--arch",
+                                                          "--steps", "--strategy", "--verbose"]),
+    ("compress.py", ["run", "compression", "export", "evaluation"],
+     ["--from_run", "--target_sparsity", "--formats", "--num_samples"]),
+    ("pipeline.py", ["run", "data", "model", "training", "compression", "export", "evaluation"],
+     ["--dataset", "--qat_steps", "--benchmark_batch"]),
+    ("evaluate.py", ["run", "data", "evaluation"], ["--generator", "--out_dir", "--image_size",
+                                                    "--features"]),
+])
+def test_help_lists_the_scripts_own_flags_in_groups(script, groups, flag_names):
+    env = {**os.environ, "PYTHONPATH": REPO}
+    result = subprocess.run([sys.executable, os.path.join(REPO, "experiments", script), "--help"],
+                            capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+    assert result.returncode == 0, result.stderr
+    headings = [line[:-len(" flags:")] for line in result.stdout.splitlines()
+                if line.endswith(" flags:")]
+    assert headings == groups
+    for name in flag_names:
+        assert f"  {name}:" in result.stdout or f"  --[no]{name[2:]}:" in result.stdout, name
+    # Enum flags show their choices, read from the config name tuples.
+    if script == "train.py":
+        assert "<dcgan|mlp>" in result.stdout
+        assert "<non_saturating|minimax|wasserstein|wgan_gp|hinge>" in result.stdout
+
+
+def test_an_export_format_outside_the_choices_fails_with_one_line(tmp_path):
+    env = {**os.environ, "PYTHONPATH": REPO}
+    result = subprocess.run([sys.executable, os.path.join(REPO, "experiments", "pipeline.py"),
+                             f"--run_dir={tmp_path / 'run'}", "--formats=float32,int9"],
+                            capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "error: flag --formats=['float32', 'int9']: --formats takes a comma-separated subset of "
+        "saved_model, float32, float16, dynamic_range, int8, int8_float_io"]

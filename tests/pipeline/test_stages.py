@@ -88,9 +88,10 @@ def test_a_config_json_written_before_the_layout_change_still_resumes(tmp_path):
     config = stages.load_run_config(run_dir)
     recorded = json.loads(json.dumps(config.to_dict()))
     # Fields added since then take defaults that mean the old behaviour (features=auto: the
-    # classifier on this labelled source).
+    # classifier on this labelled source) or add a stage (issue 12's same-steps reference).
     assert recorded["evaluation"].pop("features") == "auto"
     assert recorded["evaluation"].pop("inception_weights") is None
+    assert recorded["evaluation"].pop("same_steps_reference") is True
     assert recorded == old
     assert stages.check_evaluation(config) == "classifier"
     assert prepare_run_dir(run_dir, config.to_dict()) is True  # the same run: a resume
@@ -135,3 +136,14 @@ def test_pipeline_on_an_unlabelled_folder_reports_every_label_free_metric(tmp_pa
     quality = text.split("## Sample quality")[1].split("##")[0]
     rows = [line for line in quality.splitlines() if line.startswith("| pruned+QAT int8")]
     assert len(rows) == 1 and rows[0].count("| n/a ") == 3  # class score, classes, KL
+
+
+def test_stage_headers_number_the_stages_the_config_runs():
+    assert stages.planned_stages(CONFIG) == ["train", "prune", "qat", "dense_extra", "export",
+                                             "benchmark", "evaluate", "report"]
+    assert stages._stage_label(CONFIG, "train") == "[1/8] train"
+    no_prune = CONFIG.replace(prune=None, evaluation=CONFIG.evaluation.replace(
+        same_steps_reference=False))
+    assert stages.planned_stages(no_prune) == ["train", "qat", "export", "benchmark",
+                                               "evaluate", "report"]
+    assert stages._stage_label(no_prune, "qat") == "[2/6] qat"

@@ -89,3 +89,14 @@ def test_non_finite_loss_stops_training_naming_the_step(tiny_model_config):
     trainer = _trainer(tiny_model_config, steps=3)
     with pytest.raises(NonFiniteError, match="at step 1"):
         trainer.train(dataset)
+
+
+def test_progress_columns_show_each_loss_once():
+    from tfgan_opt.training.checkpointing import progress_columns
+
+    # No regularization: the adversarial loss is the whole loss, shown once.
+    assert progress_columns({"d_adv_loss": 1.25, "d_loss": 1.25, "g_adv_loss": 0.5,
+                             "g_loss": 0.5, "steps": 3.0}) == "d_loss 1.2500  g_loss 0.5000"
+    # Recovery: the total differs from its adversarial part, so both are shown.
+    assert progress_columns({"g_adv_loss": 0.5, "g_loss": 1.5, "distill_loss": 1.0}) == \
+        "distill_loss 1.0000  g_adv_loss 0.5000  g_loss 1.5000"

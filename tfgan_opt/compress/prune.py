@@ -19,16 +19,16 @@ so it is pruned.
 """
 
 import numpy as np
-import tensorflow_model_optimization as tfmot
 from absl import logging
-# The public API does not export the wrapper class; isinstance checks need it (tfmot 0.8.1 pinned).
-from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import \
-    PruneLowMagnitude
 
-from tfgan_opt.core.compat import keras
+from tfgan_opt.core.compat import import_tfmot, keras, tfmot_private
 from tfgan_opt.core.errors import ConfigError
 from tfgan_opt.models.qat_layers import SPARSITY_MASK_SUFFIX
 from tfgan_opt.models.surgery import KERNEL_LAYER_TYPES, clone_network, inner_layer, kernel_variable
+
+tfmot = import_tfmot()  # not `import tensorflow_model_optimization`: see core/compat.py
+# The public API does not export the wrapper class; isinstance checks need it.
+PruneLowMagnitude = tfmot_private("sparsity.keras.pruning_wrapper").PruneLowMagnitude
 
 PRUNABLE_TYPES = KERNEL_LAYER_TYPES
 # Layer types tfmot's m-by-n masks are laid out for: the groups run along the input channels of

@@ -18,17 +18,17 @@ FULLY_CONNECTED kernels expect; zero maps exactly to the integer 0.
 """
 
 import numpy as np
-import tensorflow_model_optimization as tfmot
 from absl import logging
-# Not exported by tfmot's public API; isinstance checks need it (tfmot 0.8.1 is pinned).
-from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer import \
-    QuantizeLayer
 
 from tfgan_opt.compress import prune
 from tfgan_opt.compress.fold import fold_batch_norm
-from tfgan_opt.core.compat import keras
+from tfgan_opt.core.compat import import_tfmot, keras, tfmot_private
 from tfgan_opt.models.qat_layers import InputQuantizeLayer, SparseKernelQuantizeConfig
 from tfgan_opt.models.surgery import KERNEL_LAYER_TYPES, clone_network, inner_layer
+
+tfmot = import_tfmot()  # not `import tensorflow_model_optimization`: see core/compat.py
+# Not exported by tfmot's public API; isinstance checks need it.
+QuantizeLayer = tfmot_private("quantization.keras.quantize_layer").QuantizeLayer
 
 
 def apply_qat(generator, preserve_sparsity=True, calibration_samples=256, seed=0):

@@ -16,6 +16,7 @@ PRUNING_SCHEDULES = ("polynomial", "constant")
 EXPORT_FORMATS = ("saved_model", "float32", "float16", "dynamic_range", "int8", "int8_float_io")
 CHANNEL_CRITERIA = ("l1", "bn_scale", "activation", "taylor")
 FEATURE_SPACES = ("auto", "classifier", "label_free", "inception")
+PRUNE_MODES, STRATEGIES = ("finetune", "during"), ("default", "mirrored", "multi_worker", "tpu")
 
 
 def _check(condition, message):
@@ -226,7 +227,7 @@ class PruneConfig(_Config):
         _check(0 <= self.initial_sparsity <= self.target_sparsity,
                f"initial_sparsity={self.initial_sparsity} must be in [0, target_sparsity]")
         _check_choice("schedule", self.schedule, PRUNING_SCHEDULES)
-        _check_choice("mode", self.mode, ("during", "finetune"))
+        _check_choice("mode", self.mode, PRUNE_MODES)
         _check(self.begin_step >= 0, f"begin_step={self.begin_step} must be >= 0")
         _check(self.end_step == -1 or self.end_step > self.begin_step,
                f"end_step={self.end_step} must be -1 or greater than begin_step")
@@ -325,6 +326,8 @@ class EvaluationConfig(_Config):
         is what runs recorded before this field did on a labelled source: the classifier).
       inception_weights: a local InceptionV3 (include_top=False) HDF5 weights file, for
         ``features`` ``inception`` (or ``auto``).
+      same_steps_reference: train the dense GAN on as long as compression fine-tunes, as the
+        fair quality reference (`tfgan_opt.pipeline.reference`).
     """
 
     num_samples: int = 10_000
@@ -334,6 +337,7 @@ class EvaluationConfig(_Config):
     seed: int = 0
     features: str = "auto"
     inception_weights: Optional[str] = None
+    same_steps_reference: bool = True
 
     def __post_init__(self):
         _check(self.num_samples >= 2, f"num_samples={self.num_samples} must be at least 2")

@@ -355,7 +355,7 @@ def compute_metrics(extractor, real_images, fake_images, real_labels=None, num_c
     fake_activations, fake_logits = extractor.activations_and_logits(fake_images)
     results = _metrics_from_features(real_activations, fake_activations, fake_logits, real_labels,
                                      num_classes, kid_subsets, seed)
-    logging.info("Computed metrics of %d fake vs %d real images in %.1f s", results["num_fake"],
+    logging.debug("Computed metrics of %d fake vs %d real images in %.1f s", results["num_fake"],
                  results["num_real"], time.monotonic() - start)
     return results
 

@@ -25,6 +25,7 @@ from tfgan_opt.core.artifacts import atomic_directory, atomic_write_bytes
 from tfgan_opt.core.config import EXPORT_FORMATS
 from tfgan_opt.core.errors import ModelFileError
 from tfgan_opt.core.naming import sample_latents
+from tfgan_opt.core.native_output import quiet_native_output
 from tfgan_opt.export.litert import (TFLiteGenerator, describe_tflite, load_tflite_generator,
                                      read_tflite)
 
@@ -142,14 +143,16 @@ def make_converter(generator, fmt, config, batch_size=1, sparse=False):
 
 def convert_tflite(generator, fmt, config, batch_size=1, sparse=False):
     """Converts a generator to TFLite bytes (see `make_converter` for the arguments)."""
-    return make_converter(generator, fmt, config, batch_size, sparse).convert()
+    converter = make_converter(generator, fmt, config, batch_size, sparse)
+    with quiet_native_output():  # the converter's C++ prints, e.g. "fully_quantize: 0, ..."
+        return converter.convert()
 
 
 def export_tflite(generator, path, config, fmt, *, batch_size=1, sparse=False):
     """Converts a generator to ``fmt`` and writes the file atomically; returns ``path``."""
     content = convert_tflite(generator, fmt, config, batch_size, sparse)
     atomic_write_bytes(path, content)
-    logging.info("Exported %s TFLite generator (batch %d%s): %s, %d bytes", fmt, batch_size,
+    logging.debug("Exported %s TFLite generator (batch %d%s): %s, %d bytes", fmt, batch_size,
                  ", sparse" if sparse else "", path, len(content))
     return path
 

@@ -8,7 +8,7 @@ public class (what users train, save and call) never changes.
 
 import numpy as np
 
-from tfgan_opt.core.compat import keras
+from tfgan_opt.core.compat import import_tfmot, keras
 from tfgan_opt.core.naming import sample_latents
 from tfgan_opt.models import layers  # noqa: F401  (registers tfgan_opt>SpectralNormalization)
 
@@ -20,9 +20,8 @@ def _custom_objects():
     objects = dict(keras.utils.get_custom_objects())
     try:
         # Deferred: tfmot is slow to import and only needed once a network is loaded.
-        import tensorflow_model_optimization as tfmot
-
-        from tfgan_opt.models import qat_layers  # noqa: F401  (registers the QAT objects; imports tfmot)
+        from tfgan_opt.models import qat_layers  # noqa: F401  (registers the QAT objects)
+        tfmot = import_tfmot()
         # The scopes hold their objects in the scope, not in the global dict that
         # get_custom_objects() returns, so read them from the scope objects.
         for scope in (tfmot.sparsity.keras.prune_scope(),

@@ -9,12 +9,12 @@ QAT generator needs nothing from the compression package.
 """
 
 import tensorflow as tf
-import tensorflow_model_optimization as tfmot
-# Not exported by tfmot's public API; subclassed below (tfmot 0.8.1 is pinned).
-from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer import \
-    QuantizeLayer
 
-from tfgan_opt.core.compat import keras
+from tfgan_opt.core.compat import import_tfmot, keras, tfmot_private
+
+tfmot = import_tfmot()  # not `import tensorflow_model_optimization`: see core/compat.py
+# Not exported by tfmot's public API; subclassed below.
+QuantizeLayer = tfmot_private("quantization.keras.quantize_layer").QuantizeLayer
 
 # Name suffix of the 0/1 kernel masks that `SparsityPreservingQuantizer` adds.
 SPARSITY_MASK_SUFFIX = "sparsity_mask"

@@ -7,7 +7,6 @@ Each function here is "model -> compressed model, fine-tuned", with one argument
 run_dir)``, everything after the stage's own config by keyword.
 """
 
-import tensorflow_model_optimization as tfmot
 from absl import logging
 
 from tfgan_opt.compress import prune
@@ -15,9 +14,12 @@ from tfgan_opt.compress.channels.narrow import narrow_with_config
 from tfgan_opt.compress.fold import fold_batch_norm
 from tfgan_opt.compress.quantize import apply_qat
 from tfgan_opt.core.config import RecoveryConfig
+from tfgan_opt.core.compat import import_tfmot
 from tfgan_opt.core.errors import ConfigError
 from tfgan_opt.training.recovery import recover
 from tfgan_opt.training.trainer import GANTrainer
+
+tfmot = import_tfmot()  # not `import tensorflow_model_optimization`: see core/compat.py
 
 
 def prune_gan(generator, discriminator, dataset, prune_config, *, loss_config,

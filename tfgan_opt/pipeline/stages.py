@@ -17,20 +17,37 @@ from tfgan_opt import models
 from tfgan_opt.compress import prune
 from tfgan_opt.compress.channels import count_macs
 from tfgan_opt.core.compat import keras
-from tfgan_opt.core.pipeline_config import TRAIN_SECTIONS, PipelineConfig
 from tfgan_opt.core.errors import RunDirError
 from tfgan_opt.core.images import save_image_grid
-from tfgan_opt.core.keras_files import check_keras_file
-from tfgan_opt.core.rundir import CONFIG_FILE, mark_stage_done, read_run_config, stage_done
+from tfgan_opt.core.rundir import mark_stage_done, stage_done
 from tfgan_opt.evaluation import feature_spaces
 from tfgan_opt.evaluation import generators as generator_eval
 from tfgan_opt.export import tflite
-from tfgan_opt.pipeline import finetune, variants
+from tfgan_opt.pipeline import finetune, reference, variants
+# The scripts' entry points, checks run before a run directory is touched:
+from tfgan_opt.pipeline.checks import (check_evaluation, check_run_models,  # noqa: F401
+                                       check_train_checkpoints)
+from tfgan_opt.pipeline.fork import load_run_config  # noqa: F401
 from tfgan_opt.pipeline.report import write_pipeline_report
-from tfgan_opt.training import checkpointing, distribute
+from tfgan_opt.training import distribute
 from tfgan_opt.training.trainer import GANTrainer
 
 SAMPLE_GRID = 64
+
+
+def planned_stages(config):
+    """The stages ``config`` runs, in order: train, [channels], [prune], qat, export, benchmark,
+    evaluate, report (`variants.STAGES` less the switched-off sections)."""
+    off = {variants.CHANNELS: config.channels is None, variants.PRUNE: config.prune is None,
+           variants.DENSE_EXTRA: not config.evaluation.same_steps_reference
+           or reference.extra_steps(config) == 0}
+    return [stage for stage in variants.STAGES if not off.get(stage)]
+
+
+def _stage_label(config, stage):
+    """``[k/N] <stage>``: where ``stage`` sits among the stages ``config`` runs."""
+    planned = planned_stages(config)
+    return f"[{planned.index(stage) + 1}/{len(planned)}] {stage}"
 
 
 def seed_everything(train_config):
@@ -40,7 +57,7 @@ def seed_everything(train_config):
         tf.config.experimental.enable_op_determinism()
 
 
-def train_gan(config, *, run_dir, strategy=None, dataset=None):
+def train_gan(config, *, run_dir, strategy=None, dataset=None, label=None):
     """Trains a GAN into ``<run_dir>/train`` (resuming it if interrupted) and saves its networks.
 
     Args:
@@ -52,15 +69,18 @@ def train_gan(config, *, run_dir, strategy=None, dataset=None):
         arguments; only the chief writes into ``run_dir`` (a filesystem all workers share).
       dataset: ``data.make_dataset(config.data)`` if the caller already opened it (to check the
         data before touching the run directory); None opens it here.
+      label: the stage header (default ``[1/N] train``, N the stages ``config`` runs).
 
     Returns:
       The stage record: paths of ``generator.keras``, ``discriminator.keras`` and the final sample
       grid, steps, wall time and the last logged losses.
     """
+    label = label or _stage_label(config, variants.TRAIN)
     done = stage_done(run_dir, variants.TRAIN)
     if done and done["steps"] >= config.train.steps:  # more --steps continues from the checkpoint
-        logging.info("Stage 'train' already done (%d steps); skipping.", done["steps"])
+        logging.info("%s: already done (%d steps); skipping", label, done["steps"])
         return done
+    logging.info("%s: %d steps", label, config.train.steps)
     seed_everything(config.train)
     stage_dir = os.path.join(run_dir, variants.TRAIN)
     strategy = strategy or tf.distribute.get_strategy()
@@ -92,24 +112,25 @@ def train_gan(config, *, run_dir, strategy=None, dataset=None):
     if not trainer.is_chief:
         return record
     mark_stage_done(run_dir, variants.TRAIN, record)
-    logging.info("Stage 'train' done in %.1f s; samples: %s", wall, record["samples"])
+    logging.info("%s done in %.1f s; samples: %s", label, wall, record["samples"])
     return record
 
 
-def _run_stage(run_dir, stage, build):
+def _run_stage(config, run_dir, stage, build):
     """Runs ``build(stage_dir) -> record`` unless ``stage`` already completed; returns the record."""
+    label = _stage_label(config, stage)
     done = stage_done(run_dir, stage)
     if done is not None:
-        logging.info("Stage '%s' already done; skipping.", stage)
+        logging.info("%s: already done; skipping", label)
         return done
-    logging.info("===== Stage '%s' =====", stage)
+    logging.info("%s", label)
     start = time.time()
     stage_dir = os.path.join(run_dir, stage)
     os.makedirs(stage_dir, exist_ok=True)
     record = build(stage_dir)
     record["wall_seconds"] = round(time.time() - start, 1)
     mark_stage_done(run_dir, stage, record)
-    logging.info("Stage '%s' done in %.1f s.", stage, record["wall_seconds"])
+    logging.info("%s done in %.1f s", label, record["wall_seconds"])
     return record
 
 
@@ -140,7 +161,7 @@ def channels_stage(config, run_dir):
         return _save_stage_models(stage_dir, narrow, discriminator, {
             "macs_dense": count_macs(dense), "macs": count_macs(narrow)})
 
-    return _run_stage(run_dir, variants.CHANNELS, build)
+    return _run_stage(config, run_dir, variants.CHANNELS, build)
 
 
 def _latest_compressed_stage(run_dir):
@@ -172,7 +193,7 @@ def prune_stage(config, run_dir):
         return _save_stage_models(stage_dir, pruned, discriminator,
                                   {"sparsity": prune.sparsity_report(pruned)})
 
-    return _run_stage(run_dir, variants.PRUNE, build)
+    return _run_stage(config, run_dir, variants.PRUNE, build)
 
 
 def qat_stage(config, run_dir):
@@ -192,7 +213,19 @@ def qat_stage(config, run_dir):
         return _save_stage_models(stage_dir, qat, None, {"sparsity_before": before,
                                                          "sparsity": after})
 
-    return _run_stage(run_dir, variants.QAT, build)
+    return _run_stage(config, run_dir, variants.QAT, build)
+
+
+def dense_extra_stage(config, run_dir):
+    """The dense GAN trained on for the steps compression added (`reference`): the quality
+    reference that does not credit extra fine-tuning as a compression gain."""
+
+    def build(stage_dir):
+        seed_everything(config.train)
+        return reference.continue_dense_training(config, run_dir, stage_dir,
+                                                 data_lib.make_dataset(config.data))
+
+    return _run_stage(config, run_dir, variants.DENSE_EXTRA, build)
 
 
 def _load_generator(run_dir, stage):
@@ -236,7 +269,7 @@ def export_stage(config, run_dir):
                 "saved_model_check": tflite.verify_saved_model(saved_model, generators["dense"],
                                                                config.export)}
 
-    return _run_stage(run_dir, variants.EXPORT, build)
+    return _run_stage(config, run_dir, variants.EXPORT, build)
 
 
 def benchmark_stage(config, run_dir):
@@ -250,21 +283,7 @@ def benchmark_stage(config, run_dir):
             config.evaluation.benchmark_rounds)
         return {"variants": records}
 
-    return _run_stage(run_dir, variants.BENCHMARK, build)
-
-
-def check_evaluation(config):
-    """The feature space the evaluate stage will use, resolved against the data before any work.
-
-    Returns:
-      ``"classifier"``, ``"label_free"`` or ``"inception"``.
-
-    Raises:
-      ConfigError, ModelFileError: the run could not be evaluated (see
-        `feature_spaces.resolve_feature_space`); DataError: the source cannot be read.
-    """
-    return feature_spaces.resolve_feature_space(
-        config.evaluation, data_lib.source_has_labels(config.data), repr(config.data.source))
+    return _run_stage(config, run_dir, variants.BENCHMARK, build)
 
 
 def evaluate_stage(config, run_dir):
@@ -284,36 +303,38 @@ def evaluate_stage(config, run_dir):
         records = variants.evaluate_variants(
             stage_done(run_dir, variants.BENCHMARK)["variants"], generators, extractor,
             real_images, real_labels, num, stage_dir, evaluation.seed)
+        real_grid = save_image_grid(os.path.join(stage_dir, "samples_real.png"),
+                                    real_images[:SAMPLE_GRID], scale=3)
         untrained = generator_eval.untrained_like(generators["dense"], evaluation.seed)
         untrained_images = generator_eval.generate(
             generator_eval.KerasGeneratorFunction(untrained), num, evaluation.seed)
         return {"variants": records, "num_real": len(real_images), "num_samples": num,
                 "classifier_accuracy": extractor.accuracy, "feature_space": space,
                 "features": feature_spaces.describe(extractor),
+                "real_samples": real_grid,
                 "data": description,
                 "floor": generator_eval.noise_floor(extractor, real_images, real_labels,
                                                     evaluation.seed),
                 "untrained": generator_eval.evaluate_images(extractor, real_images, real_labels,
                                                             untrained_images, evaluation.seed)}
 
-    return _run_stage(run_dir, variants.EVALUATE, build)
+    return _run_stage(config, run_dir, variants.EVALUATE, build)
 
 
 def report_stage(config, run_dir):
     """Writes ``report.md`` (tables, sample grids, size-vs-quality plot) and ``summary.json``."""
-    del config
-
     def build(stage_dir):
         del stage_dir
-        return {"report": write_pipeline_report(run_dir)}
+        return {"report": write_pipeline_report(run_dir,
+                                                extra_steps=reference.extra_steps(config))}
 
-    return _run_stage(run_dir, variants.REPORT, build)
+    return _run_stage(config, run_dir, variants.REPORT, build)
 
 
 def compress_run(config, *, run_dir, checked=False):
     """The stages after training: [channel pruning + recover ->] [prune + recover ->] QAT ->
-    export + verify -> benchmark -> evaluate -> report, on a run directory whose train stage is
-    done. ``config.channels`` None skips channel pruning; ``config.prune`` None skips weight
+    [dense same-steps reference ->] export + verify -> benchmark -> evaluate -> report, on a run
+    directory whose train stage is done. ``config.channels`` None skips channel pruning; ``config.prune`` None skips weight
     pruning (QAT of the dense or narrow generator).
 
     ``checked``: the caller already ran `check_evaluation` (else it runs first here).
@@ -333,7 +354,10 @@ def compress_run(config, *, run_dir, checked=False):
         channels_stage(config, run_dir)
     if config.prune is not None:
         prune_stage(config, run_dir)
-    for stage in (qat_stage, export_stage, benchmark_stage, evaluate_stage):
+    qat_stage(config, run_dir)
+    if variants.DENSE_EXTRA in planned_stages(config):
+        dense_extra_stage(config, run_dir)
+    for stage in (export_stage, benchmark_stage, evaluate_stage):
         stage(config, run_dir)
     return report_stage(config, run_dir)["report"]
 
@@ -354,41 +378,3 @@ def run_pipeline(config, *, run_dir, strategy=None, dataset=None, checked=False)
         check_evaluation(config)
     train_gan(config, run_dir=run_dir, strategy=strategy, dataset=dataset)
     return compress_run(config, run_dir=run_dir, checked=True)
-
-
-def load_run_config(run_dir):
-    """The `PipelineConfig` recorded in ``<run_dir>/config.json`` (sections it does not record,
-    e.g. the compression ones of a train-only run, take their defaults)."""
-    path = os.path.join(run_dir, CONFIG_FILE)
-    if not os.path.isfile(path):
-        raise RunDirError(f"{run_dir} is not a tfgan_opt run directory (no config.json)")
-    recorded = read_run_config(run_dir)
-    missing = [name for name in TRAIN_SECTIONS if name not in recorded]
-    if missing:
-        raise RunDirError(f"{path} records no {', '.join(missing)} configuration; "
-                          "it was not made by experiments/train.py or pipeline.py")
-    try:
-        return PipelineConfig.from_dict(recorded)
-    except (TypeError, AttributeError, KeyError) as error:  # a hand-edited or damaged record
-        raise RunDirError(f"{path} does not hold a valid configuration ({type(error).__name__}: "
-                          f"{str(error)[:150]}); restore it or choose a new --run_dir") from error
-
-
-def check_train_checkpoints(run_dir, overwrite=False):
-    """Before ``run_dir`` is touched: `RunDirError` if training would resume from checkpoints of
-    which none restores (unless ``overwrite``, which starts over)."""
-    if not overwrite:
-        checkpointing.check_readable(os.path.join(run_dir, variants.TRAIN, "checkpoints"))
-
-
-def check_run_models(run_dir):
-    """Checks ``run_dir``'s stage records (each readable) and every saved network of its model
-    stages without loading it: a zip ``.keras`` file with known, code-free layers
-    (`keras_files.check_keras_file`). Run before the run directory is touched."""
-    for stage in variants.STAGES:
-        stage_done(run_dir, stage)
-    for stage in dict.fromkeys(variants.MODEL_STAGES.values()):
-        for kind in ("generator", "discriminator"):
-            path = os.path.join(run_dir, stage, f"{kind}.keras")
-            if os.path.lexists(path):
-                check_keras_file(path, kind, models.custom_objects())

@@ -21,16 +21,18 @@ from tfgan_opt.export import benchmark, tflite
 from tfgan_opt.export.litert import load_tflite_generator
 
 # Stages, in pipeline order; each writes <run_dir>/<stage>/stage.json when done.
-TRAIN, CHANNELS, PRUNE, QAT, EXPORT, BENCHMARK, EVALUATE, REPORT = (
-    "train", "channels", "prune", "qat", "export", "benchmark", "evaluate", "report")
-STAGES = (TRAIN, CHANNELS, PRUNE, QAT, EXPORT, BENCHMARK, EVALUATE, REPORT)
+TRAIN, CHANNELS, PRUNE, QAT, DENSE_EXTRA, EXPORT, BENCHMARK, EVALUATE, REPORT = (
+    "train", "channels", "prune", "qat", "dense_extra", "export", "benchmark", "evaluate", "report")
+STAGES = (TRAIN, CHANNELS, PRUNE, QAT, DENSE_EXTRA, EXPORT, BENCHMARK, EVALUATE, REPORT)
 
 # Model keys -> the stage whose generator.keras holds that model.
-MODEL_STAGES = {"dense": TRAIN, "narrow": CHANNELS, "pruned": PRUNE, "qat": QAT}
+MODEL_STAGES = {"dense": TRAIN, "narrow": CHANNELS, "pruned": PRUNE, "qat": QAT,
+                "dense_extra": DENSE_EXTRA}
 
 # (variant name, model key, format). Keras rows are the in-memory models themselves.
 DEFAULT_VARIANTS = (
     ("dense keras float32", "dense", "keras"),
+    ("dense same-steps keras float32", "dense_extra", "keras"),
     ("dense float32", "dense", "float32"),
     ("dense float16", "dense", "float16"),
     ("dense dynamic-range", "dense", "dynamic_range"),
@@ -44,6 +46,9 @@ DEFAULT_VARIANTS = (
     ("pruned+QAT int8 float-io", "qat", "int8_float_io"),
 )
 DENSE_KERAS = "dense keras float32"  # the quality reference
+# The dense GAN trained for as many more steps as the compression fine-tunes added: the quality
+# reference that does not credit extra fine-tuning as a compression gain.
+DENSE_SAME_STEPS = "dense same-steps keras float32"
 BASELINE = "dense float32"  # the size and speed reference
 DENSE_INT8 = "dense int8"
 DEPLOYED = "pruned+QAT int8"  # the file a phone ships: compressed, quantization-aware trained, int8
@@ -82,6 +87,10 @@ def export_variants(records, generators, out_dir, export_config):
             record["file_large_batch"] = tflite.export_tflite(
                 generator, f"{stem}.b{export_config.benchmark_batch}.tflite", export_config,
                 record["format"], batch_size=export_config.benchmark_batch)
+        logging.debug("Exported %s: %s (%.1f KiB)%s", record["name"], record["file"],
+                     os.path.getsize(record["file"]) / 1024,
+                     " + a batch-%d benchmark copy" % export_config.benchmark_batch
+                     if export_config.benchmark_batch else "")
     return records
 
 

@@ -169,3 +169,15 @@ def check_readable(directory):
             raise RunDirError(f"no checkpoint in {directory} restores (newest {candidates[0]}: "
                               f"{reasons[0]}); restore the files, or pass --overwrite to start "
                               "over")
+
+
+def progress_columns(values):
+    """The loss columns of a progress line: every ``*loss`` value once, in name order, less a
+    ``<x>_adv_loss`` equal to its total ``<x>_loss`` (no other term: the same number twice)."""
+    shown = []
+    for key in sorted(k for k in values if k.endswith("loss")):
+        total = key.replace("_adv_loss", "_loss")
+        if key.endswith("_adv_loss") and total in values and values[total] == values[key]:
+            continue
+        shown.append(f"{key} {values[key]:.4f}")
+    return "  ".join(shown)

@@ -27,10 +27,10 @@ import threading
 import tensorflow as tf
 from absl import logging
 
+from tfgan_opt.core.config import STRATEGIES
 from tfgan_opt.core.errors import ConfigError
 from tfgan_opt.core.naming import first_line
 
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 # Seconds to wait for a TPU to answer: a reachable one initializes in well under a minute.
 TPU_CONNECT_TIMEOUT_S = 60
 WORKER_TEMP_PREFIX = "workertemp_"

@@ -12,7 +12,6 @@ with D_f the discriminator's penultimate features, as in GAN compression by dist
 features, then over the global batch.
 """
 
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -144,10 +143,5 @@ def recover(student, teacher, discriminator, dataset, recovery_config, loss_conf
         callbacks += pruning_callbacks(student)
     trainer = RecoveryTrainer(student, teacher, discriminator, recovery_config, loss_config,
                               train_config=train_config, callbacks=callbacks)
-    history = trainer.train(dataset, run_dir=run_dir)
-    if history:
-        last = history[-1]
-        logging.info("Recovery done at step %d: %s", last["step"],
-                     ", ".join(f"{k} {v:.4f}" for k, v in sorted(last.items())
-                               if k.endswith("loss") and np.isfinite(v)))
+    trainer.train(dataset, run_dir=run_dir)  # its last progress line is the final losses
     return final_pruned_generator(trainer)

@@ -343,8 +343,7 @@ class GANTrainer:
         values = {k: float(v.numpy()) for k, v in metrics.items()}
         rate, eta = timer.update(step)
         logging.info("step %d/%d  %s  %.1f steps/s  ETA %s", step, self.config.steps,
-                     "  ".join(f"{k} {values[k]:.4f}" for k in sorted(values) if k.endswith("loss")),
-                     rate, checkpointing.format_seconds(eta))
+                     checkpointing.progress_columns(values), rate, checkpointing.format_seconds(eta))
         if writer is not None:
             with writer.as_default(step=step):
                 for name, value in values.items():
