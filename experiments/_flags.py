@@ -39,6 +39,9 @@ def define_model_flags(width=64):
     flags.DEFINE_integer("width", width, "Generator width.")
     flags.DEFINE_integer("discriminator_width", width, "Discriminator width.")
     flags.DEFINE_boolean("spectral_norm", False, "Spectral normalization in the discriminator.")
+    flags.DEFINE_string("upsample", "transpose", "dcgan generator upsampling: transpose "
+                        "(Conv2DTranspose) | nearest | bilinear (resize then Conv2D: no "
+                        "checkerboard artifacts).")
 
 
 def define_train_flags(steps=2000):
@@ -48,6 +51,12 @@ def define_train_flags(steps=2000):
     flags.DEFINE_float("l2", 0.0, "L2 weight regularization.")
     flags.DEFINE_float("clip_value", 0.01, "Critic weight clipping (wasserstein).")
     flags.DEFINE_float("gradient_penalty_weight", 10.0, "WGAN-GP lambda.")
+    flags.DEFINE_float("r1_weight", 0.0, "R1 penalty gamma on real images (0: off).")
+    flags.DEFINE_list("augment", [], "Differentiable augmentation of real and fake images in both "
+                      "updates (DiffAugment): any of color, translation, cutout; empty: off.")
+    flags.DEFINE_string("update", "alternating", "alternating (n_critic D updates, then G) | "
+                        "simultaneous (the TF DCGAN tutorial's one-pass step; n_critic=1, no "
+                        "gradient penalty, R1 or clipping).")
     flags.DEFINE_integer("steps", steps, "Generator steps.")
     flags.DEFINE_integer("n_critic", 1, "Discriminator steps per generator step.")
     flags.DEFINE_float("generator_lr", 2e-4, "Generator Adam learning rate.")
@@ -89,13 +98,13 @@ def model_config():
     return ModelConfig(arch=FLAGS.arch, image_size=FLAGS.image_size, channels=FLAGS.channels,
                        latent_dim=FLAGS.latent_dim, width=FLAGS.width,
                        discriminator_width=FLAGS.discriminator_width,
-                       spectral_norm=FLAGS.spectral_norm)
+                       spectral_norm=FLAGS.spectral_norm, upsample=FLAGS.upsample)
 
 
 def loss_config():
     return LossConfig(name=FLAGS.loss, clip_value=FLAGS.clip_value,
                       gradient_penalty_weight=FLAGS.gradient_penalty_weight, l1=FLAGS.l1,
-                      l2=FLAGS.l2)
+                      l2=FLAGS.l2, r1_weight=FLAGS.r1_weight)
 
 
 def train_config():
@@ -103,7 +112,8 @@ def train_config():
                        discriminator_lr=FLAGS.discriminator_lr, ema_decay=FLAGS.ema_decay,
                        checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every,
                        seed=FLAGS.seed, deterministic=FLAGS.deterministic,
-                       check_numerics=FLAGS.check_numerics)
+                       check_numerics=FLAGS.check_numerics, augment=tuple(FLAGS.augment),
+                       update=FLAGS.update)
 
 
 def pipeline_config(**sections):

@@ -1,8 +1,10 @@
 """The adversarial trainer: a `tf.GradientTape` loop inside `tf.function`, on `tf.data`.
 
-One training step is ``n_critic`` discriminator updates followed by one generator update. All the
-step's randomness (z for the discriminator and generator updates, the WGAN-GP interpolation weight)
-is drawn inside the input pipeline from stateless seeds derived from (seed, element index). That
+One training step is ``n_critic`` discriminator updates followed by one generator update
+(``update="alternating"``), or one pass whose gradients update both networks at once
+(``update="simultaneous"``, the TensorFlow DCGAN tutorial's step). All the step's randomness (z for
+the discriminator and generator updates, the WGAN-GP interpolation weight, the augmentation
+parameters) is drawn inside the input pipeline from stateless seeds derived from (seed, element index). That
 makes a run reproducible, lets a resumed run continue the noise stream, and means that under
 ``tf.distribute`` each replica gets exactly its slice of the noise one device would have drawn.
 
@@ -20,12 +22,16 @@ from absl import logging
 from tfgan_opt import losses as losses_lib
 from tfgan_opt.core.artifacts import sweep_temporaries
 from tfgan_opt.core.compat import keras
+from tfgan_opt.core.config import check_update
 from tfgan_opt.core.errors import NonFiniteError
 from tfgan_opt.core.images import image_grid, save_image_grid
 from tfgan_opt.models.base import kernel_weights
+from tfgan_opt.training import augment as augment_lib
 from tfgan_opt.training import checkpointing, distribute
 
 SAMPLE_GRID_SIZE = 64
+# Folded into each element's seed to draw augmentation parameters from their own stream.
+_AUGMENT_STREAM = 18
 
 
 class GANTrainer:
@@ -66,6 +72,7 @@ class GANTrainer:
         self.loss_config = loss_config
         self.config = train_config
         self.loss = losses_lib.get_loss(loss_config.name)
+        check_update(loss_config, train_config)
         self.strategy = strategy or tf.distribute.get_strategy()
         self.callbacks = list(callbacks)
         self.is_chief = distribute.is_chief(self.strategy) if is_chief is None else is_chief
@@ -147,20 +154,33 @@ class GANTrainer:
     # The step
 
     def _add_noise(self, dataset, start_step):
-        """Appends (z_d, z_g, alpha), seeded by element index, to each (images, labels) batch."""
+        """Appends (z_d, z_g, alpha), seeded by element index, to each (images, labels) batch.
+
+        With augmentation also ``aug_d`` and ``aug_g``, float32 [B, augment.NUM_PARAMS]: the
+        transforms of the discriminator update (real and fake alike) and of the generator update.
+        """
         latent_dim = self.generator.latent_dim
         seed = self.config.seed
         first_element = start_step * self.config.n_critic
+        augment = bool(self.config.augment)
 
         def with_noise(index, batch):
             images = batch[0]
             size = tf.shape(images)[0]
-            seeds = tf.random.experimental.stateless_split(
-                tf.stack([tf.constant(seed, tf.int64), index]), 3)
+            element_seed = tf.stack([tf.constant(seed, tf.int64), index])
+            seeds = tf.random.experimental.stateless_split(element_seed, 3)
             z_d = tf.random.stateless_normal([size, latent_dim], seed=seeds[0])
             z_g = tf.random.stateless_normal([size, latent_dim], seed=seeds[1])
             alpha = tf.random.stateless_uniform([size], seed=seeds[2])
-            return {"images": images, "z_d": z_d, "z_g": z_g, "alpha": alpha}
+            noise = {"images": images, "z_d": z_d, "z_g": z_g, "alpha": alpha}
+            if augment:
+                # A separate stream, so that switching augmentation on leaves z and alpha as
+                # they were (and off stays bit-identical to runs made before it existed).
+                aug_seeds = tf.random.experimental.stateless_split(
+                    tf.random.experimental.stateless_fold_in(element_seed, _AUGMENT_STREAM), 2)
+                noise["aug_d"] = augment_lib.draw_params(size, aug_seeds[0])
+                noise["aug_g"] = augment_lib.draw_params(size, aug_seeds[1])
+            return noise
 
         return dataset.enumerate(start=first_element).map(
             with_noise, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
@@ -176,38 +196,60 @@ class GANTrainer:
         # For the default strategy this returns the dataset as it is.
         return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
 
+    def _augment(self, images, batch, key):
+        """``images`` as the discriminator sees them: augmented with ``batch[key]`` if enabled."""
+        if not self.config.augment:
+            return images
+        return augment_lib.apply_augment(images, batch[key], self.config.augment)
+
     def _discriminator_step(self, batch):
-        real = batch["images"]
+        real = self._augment(batch["images"], batch, "aug_d")
         global_batch = tf.shape(real)[0] * self.strategy.num_replicas_in_sync
-        fake = self.generator(batch["z_d"], training=True)
+        fake = self._augment(self.generator(batch["z_d"], training=True), batch, "aug_d")
         with tf.GradientTape() as tape:
             real_logits = self.discriminator(real, training=True)
             fake_logits = self.discriminator(fake, training=True)
-            per_example = self.loss.discriminator_loss(real_logits, fake_logits)
-            metrics = {"d_adv_loss": tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)}
+            metrics = self._discriminator_loss(real_logits, fake_logits, global_batch)
             loss = metrics["d_adv_loss"]
-            if self.loss.gradient_penalty:
-                penalty = losses_lib.gradient_penalty(self.discriminator, real, fake,
-                                                      batch["alpha"])
-                metrics["gradient_penalty"] = tf.nn.compute_average_loss(
-                    penalty, global_batch_size=global_batch)
-                loss += self.loss_config.gradient_penalty_weight * metrics["gradient_penalty"]
+            loss += self._discriminator_penalties(real, fake, batch, global_batch, metrics)
             loss += self._regularization(self.discriminator)
         variables = self.discriminator.trainable_variables
         self.discriminator_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         metrics["d_loss"] = loss
+        return metrics
+
+    def _discriminator_loss(self, real_logits, fake_logits, global_batch):
+        """Metrics ``d_adv_loss`` (reduced over the global batch) and the mean logits."""
+        per_example = self.loss.discriminator_loss(real_logits, fake_logits)
+        metrics = {"d_adv_loss": tf.nn.compute_average_loss(per_example,
+                                                            global_batch_size=global_batch)}
         metrics["d_real_logit"] = tf.nn.compute_average_loss(tf.reshape(real_logits, [-1]),
                                                              global_batch_size=global_batch)
         metrics["d_fake_logit"] = tf.nn.compute_average_loss(tf.reshape(fake_logits, [-1]),
                                                              global_batch_size=global_batch)
         return metrics
 
+    def _discriminator_penalties(self, real, fake, batch, global_batch, metrics):
+        """WGAN-GP and R1 terms of the discriminator loss (recorded in ``metrics``)."""
+        total = tf.constant(0.0)  # adding an exact 0.0 keeps runs without penalties bit-identical
+        if self.loss.gradient_penalty:
+            penalty = losses_lib.gradient_penalty(self.discriminator, real, fake, batch["alpha"])
+            metrics["gradient_penalty"] = tf.nn.compute_average_loss(
+                penalty, global_batch_size=global_batch)
+            total += self.loss_config.gradient_penalty_weight * metrics["gradient_penalty"]
+        if self.loss_config.r1_weight:
+            metrics["r1_penalty"] = tf.nn.compute_average_loss(
+                losses_lib.r1_penalty(self.discriminator, real), global_batch_size=global_batch)
+            total += 0.5 * self.loss_config.r1_weight * metrics["r1_penalty"]
+        return total
+
     def _generator_step(self, batch):
         z = batch["z_g"]
         global_batch = tf.shape(z)[0] * self.strategy.num_replicas_in_sync
         with tf.GradientTape() as tape:
             fake = self.generator(z, training=True)
-            fake_logits = self.discriminator(fake, training=self.train_discriminator)
+            fake_logits = self.discriminator(self._augment(fake, batch, "aug_g"),
+                                             training=self.train_discriminator)
             per_example = self.loss.generator_loss(fake_logits)
             metrics = {"g_adv_loss": tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)}
             extra = self.extra_generator_losses(z, fake, global_batch)
@@ -218,6 +260,38 @@ class GANTrainer:
         variables = self.generator.trainable_variables
         self.generator_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         metrics["g_loss"] = loss
+        return metrics
+
+    def _simultaneous_step(self, batch):
+        """The TensorFlow DCGAN tutorial's step: both networks' gradients from one pass each.
+
+        The generator's gradient is taken against the discriminator before its update (the
+        alternating step's generator update sees the updated one), and there is no second
+        generator pass: that is what makes it cheaper.
+        """
+        z = batch["z_d"]
+        global_batch = tf.shape(z)[0] * self.strategy.num_replicas_in_sync
+        with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
+            fake = self.generator(z, training=True)
+            real_logits = self.discriminator(self._augment(batch["images"], batch, "aug_d"),
+                                             training=True)
+            fake_logits = self.discriminator(self._augment(fake, batch, "aug_d"), training=True)
+            metrics = self._discriminator_loss(real_logits, fake_logits, global_batch)
+            d_loss = metrics["d_adv_loss"] + self._regularization(self.discriminator)
+            metrics["g_adv_loss"] = tf.nn.compute_average_loss(
+                self.loss.generator_loss(fake_logits), global_batch_size=global_batch)
+            extra = self.extra_generator_losses(z, fake, global_batch)
+            metrics.update(extra)
+            g_loss = (self.adversarial_weight * metrics["g_adv_loss"]
+                      + tf.add_n([tf.constant(0.0)] + list(extra.values()))
+                      + self._regularization(self.generator))
+        g_vars = self.generator.trainable_variables
+        d_vars = self.discriminator.trainable_variables
+        g_grads = generator_tape.gradient(g_loss, g_vars)
+        d_grads = discriminator_tape.gradient(d_loss, d_vars)
+        self.generator_optimizer.apply_gradients(zip(g_grads, g_vars))
+        self.discriminator_optimizer.apply_gradients(zip(d_grads, d_vars))
+        metrics["d_loss"], metrics["g_loss"] = d_loss, g_loss
         return metrics
 
     def extra_generator_losses(self, z, fake_images, global_batch_size):
@@ -251,6 +325,9 @@ class GANTrainer:
 
         @tf.function
         def step_fn(iterator):
+            if self.config.update == "simultaneous" and self.train_discriminator:
+                metrics = reduce(strategy.run(self._simultaneous_step, args=(next(iterator),)))
+                return self._finish_step(metrics)
             d_metrics = {}
             for _ in range(n_critic):  # unrolled: n_critic is a small Python int
                 batch = next(iterator)
@@ -260,16 +337,19 @@ class GANTrainer:
                 if self.loss.clip_weights:
                     self._clip_discriminator()
             g_metrics = reduce(strategy.run(self._generator_step, args=(batch,)))
-            if self.ema_network is not None:
-                self._update_ema()
-            self.step.assign_add(1)
-            metrics = {**d_metrics, **g_metrics}
-            if self.config.check_numerics:
-                metrics["all_finite"] = tf.reduce_all(
-                    [tf.reduce_all(tf.math.is_finite(v)) for v in metrics.values()])
-            return metrics
+            return self._finish_step({**d_metrics, **g_metrics})
 
         return step_fn
+
+    def _finish_step(self, metrics):
+        """EMA update, step count and the finiteness flag shared by both kinds of step."""
+        if self.ema_network is not None:
+            self._update_ema()
+        self.step.assign_add(1)
+        if self.config.check_numerics:
+            metrics["all_finite"] = tf.reduce_all(
+                [tf.reduce_all(tf.math.is_finite(v)) for v in metrics.values()])
+        return metrics
 
     def _run_step(self, iterator, step, manager):
         if self._step_fn is None:
