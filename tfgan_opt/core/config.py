@@ -26,6 +26,26 @@ ABSENT_FIELDS = {
     "LossConfig": {"r1_weight": 0.0},
     "TrainConfig": {"augment": (), "update": "alternating"},
 }
+# The run-directory sections (config.json keys) those classes are recorded under.
+_SECTION_CLASSES = {"model": "ModelConfig", "loss": "LossConfig", "train": "TrainConfig"}
+
+
+def with_absent_fields(recorded):
+    """A recorded run configuration with `ABSENT_FIELDS` filled in where a section lacks them.
+
+    Args:
+      recorded: the dict of a ``config.json`` (sections ``data``, ``model``, ...; JSON values).
+
+    Returns:
+      A new dict; sections that are missing or ``None`` stay as they are.
+    """
+    filled = dict(recorded)
+    for section, class_name in _SECTION_CLASSES.items():
+        if isinstance(filled.get(section), dict):
+            absent = {k: list(v) if isinstance(v, tuple) else v
+                      for k, v in ABSENT_FIELDS[class_name].items()}
+            filled[section] = {**absent, **filled[section]}
+    return filled
 
 
 def _check(condition, message):

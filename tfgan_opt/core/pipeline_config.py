@@ -9,7 +9,7 @@ from typing import Optional
 
 from tfgan_opt.core.config import (ChannelPruneConfig, DataConfig, EvaluationConfig, ExportConfig,
                                    LossConfig, ModelConfig, PruneConfig, QuantizeConfig,
-                                   RecoveryConfig, TrainConfig, _check)
+                                   RecoveryConfig, TrainConfig, _check, check_update)
 
 
 # Sections of a run's config.json, in pipeline order; `PipelineConfig` holds one of each.
@@ -56,6 +56,7 @@ class PipelineConfig:
                f"{self.data.channels} images but the model makes {self.model.image_size}x"
                f"{self.model.image_size}x{self.model.channels}; use the same image size and "
                "channels")
+        check_update(self.loss, self.train)
 
     def to_dict(self, sections=None):
         """The JSON-able record of ``sections`` (default: all), as written to config.json."""

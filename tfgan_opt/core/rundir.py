@@ -9,6 +9,7 @@ import os
 import shutil
 
 from tfgan_opt.core.artifacts import atomic_write_json, read_json, sweep_temporaries
+from tfgan_opt.core.config import with_absent_fields
 from tfgan_opt.core.errors import RunDirError
 
 CONFIG_FILE = "config.json"
@@ -58,7 +59,9 @@ def prepare_run_dir(run_dir, config, overwrite=False,
                                   f"(no config.json); {remedy}")
             shutil.rmtree(run_dir)
         else:
-            old = read_json(config_path)
+            # A setting added after this run was recorded means what the run was trained with,
+            # so a command that would now switch it on is another configuration, not a resume.
+            old = with_absent_fields(read_json(config_path))
             changed = _changed_keys(old, config)
             if not changed or changed <= RESUMABLE_CHANGES:
                 sweep_temporaries(run_dir)
