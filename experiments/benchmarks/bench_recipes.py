@@ -28,12 +28,9 @@ from tfgan_opt import DataConfig, LossConfig, ModelConfig, TrainConfig  # noqa: 
 
 MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "mnist-t10k",
                      "t10k-images-idx3-ubyte.gz")
-# dataset -> (source, image size, generator width, discriminator width): the offline default and
-# the README's MNIST example.
-DATASETS = {
-    "digits": ("digits", 16, 16, 16),
-    "mnist": (f"idx:{os.path.abspath(MNIST)}", 28, 32, 32),
-}
+# dataset -> (image size, generator width, discriminator width): the offline default and the
+# README's MNIST example; the sources are flags.
+DATASETS = {"digits": (16, 16, 16), "mnist": (28, 32, 32)}
 _EMA = {"train": {"ema_decay": 0.999}}
 _TTUR = {"train": {"ema_decay": 0.999, "generator_lr": 1e-4, "discriminator_lr": 4e-4}}
 _AUG = ("color", "translation", "cutout")
@@ -52,10 +49,15 @@ RECIPES = {
     "ttur_r1": {**_TTUR, "loss": {"r1_weight": 1.0}},
     "ttur_diffaug": {"train": {**_TTUR["train"], "augment": _AUG}},
     "ttur_r1_diffaug": {"train": {**_TTUR["train"], "augment": _AUG}, "loss": {"r1_weight": 1.0}},
+    "r1_diffaug": {"train": {**_EMA["train"], "augment": _AUG}, "loss": {"r1_weight": 1.0}},
+    "r1_wide": {**_EMA, "loss": {"r1_weight": 1.0}, "wide": True},
+    "r1_resize": {**_EMA, "loss": {"r1_weight": 1.0}, "model": {"upsample": "nearest"}},
     "hinge_sn_diffaug": {"train": {**_EMA["train"], "augment": _AUG}, "loss": {"name": "hinge"},
                          "model": {"spectral_norm": True}},
 }
 
+flags.DEFINE_string("mnist", f"idx:{os.path.abspath(MNIST)}", "Source of the mnist dataset "
+                    "(the 10,000 test digits; default: ../shared beside the checkout).")
 flags.DEFINE_string("out_dir", "runs/bench_recipes", "Output folder (a rerun skips finished runs).")
 flags.DEFINE_list("datasets", list(DATASETS), "Datasets: " + ", ".join(DATASETS))
 flags.DEFINE_list("recipes", list(RECIPES), "Recipes: " + ", ".join(RECIPES))
@@ -71,7 +73,8 @@ FLAGS = flags.FLAGS
 
 def recipe_configs(dataset, recipe):
     """(DataConfig, ModelConfig, LossConfig, TrainConfig) of ``recipe`` on ``dataset``."""
-    source, size, width, d_width = DATASETS[dataset]
+    size, width, d_width = DATASETS[dataset]
+    source = FLAGS.mnist if dataset == "mnist" else dataset
     spec = RECIPES[recipe]
     if spec.get("wide"):
         width, d_width = 2 * width, 2 * d_width
