@@ -51,7 +51,7 @@ RECIPES = {
     "ttur_r1_diffaug": {"train": {**_TTUR["train"], "augment": _AUG}, "loss": {"r1_weight": 1.0}},
     "r1_diffaug": {"train": {**_EMA["train"], "augment": _AUG}, "loss": {"r1_weight": 1.0}},
     "r1_wide": {**_EMA, "loss": {"r1_weight": 1.0}, "wide": True},
-    "r1_resize": {**_EMA, "loss": {"r1_weight": 1.0}, "model": {"upsample": "nearest"}},
+    "r1_bilinear": {**_EMA, "loss": {"r1_weight": 1.0}, "model": {"upsample": "bilinear"}},
     "hinge_sn_diffaug": {"train": {**_EMA["train"], "augment": _AUG}, "loss": {"name": "hinge"},
                          "model": {"spectral_norm": True}},
 }
