@@ -115,15 +115,15 @@ class _Clock:
 
 def train_and_evaluate(dataset, recipe, budget_seconds, real, extractor):
     """Trains ``recipe`` for ``budget_seconds`` and evaluates it at the eval points."""
-    import tensorflow as tf
-
     from tfgan_opt import data as data_lib
-    from tfgan_opt import evaluate, models, pipeline
-    from tfgan_opt.images import save_image_grid
-    from tfgan_opt.train import GANTrainer
+    from tfgan_opt import models
+    from tfgan_opt.core.images import save_image_grid
+    from tfgan_opt.evaluation import generators as evaluate
+    from tfgan_opt.pipeline.stages import seed_everything
+    from tfgan_opt.training.trainer import GANTrainer
 
     data_config, model_config, loss_config, train_config = recipe_configs(dataset, recipe)
-    pipeline.seed_everything(train_config)
+    seed_everything(train_config)
     generator = models.build_generator(model_config, seed=FLAGS.seed)
     discriminator = models.build_discriminator(model_config, seed=FLAGS.seed)
     trainer = GANTrainer(generator, discriminator, loss_config, train_config)
@@ -161,7 +161,7 @@ def train_and_evaluate(dataset, recipe, budget_seconds, real, extractor):
 
 def _real_data(dataset):
     from tfgan_opt import data as data_lib
-    from tfgan_opt import evaluate
+    from tfgan_opt.evaluation import generators as evaluate
     data_config = recipe_configs(dataset, "default")[0].replace(shuffle_buffer=0)
     images, labels = data_lib.load_arrays(data_config)
     extractor = evaluate.domain_extractor(images, labels, FLAGS.cache_dir)

@@ -83,7 +83,7 @@ OLD_CONFIG = {
 
 
 def _write_old_run(run_dir):
-    from tfgan_opt.artifacts import atomic_write_json
+    from tfgan_opt.core.artifacts import atomic_write_json
     os.makedirs(os.path.join(run_dir, "train"))
     atomic_write_json(os.path.join(run_dir, "config.json"), OLD_CONFIG)
 

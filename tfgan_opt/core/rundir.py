@@ -9,7 +9,7 @@ import os
 import shutil
 
 from tfgan_opt.core.artifacts import atomic_write_json, read_json, sweep_temporaries
-from tfgan_opt.core.config import with_absent_fields
+from tfgan_opt.core.config_base import with_absent_fields
 from tfgan_opt.core.errors import RunDirError
 
 CONFIG_FILE = "config.json"

@@ -18,8 +18,6 @@ Parameter layout (uniform draws in [0, 1), mapped to ranges by `apply_augment`):
 
 import tensorflow as tf
 
-from tfgan_opt.core.config import AUGMENT_POLICIES  # noqa: F401  (the names `apply_augment` takes)
-
 NUM_PARAMS = 7
 # DiffAugment's ranges (Zhao et al. 2020, the official DiffAugment_tf.py).
 TRANSLATION_RATIO = 0.125
@@ -41,7 +39,7 @@ def apply_augment(images, params, policy):
     Args:
       images: float32 [B, H, W, C] in about [-1, 1].
       params: float32 [B, NUM_PARAMS] uniform in [0, 1) (see `draw_params`).
-      policy: tuple of names from `AUGMENT_POLICIES` (empty: ``images`` returned as is).
+      policy: tuple of names from ``tfgan_opt.core.config.AUGMENT_POLICIES`` (empty: ``images`` returned as is).
 
     Returns:
       float32 [B, H, W, C], differentiable in ``images``.

@@ -10,7 +10,8 @@ makes a run reproducible, lets a resumed run continue the noise stream, and mean
 
 Losses are per-example and reduced with ``tf.nn.compute_average_loss`` over the GLOBAL batch, and
 gradients are summed across replicas by the optimizer, so N replicas compute the same update as one
-device on the same global batch.
+device on the same global batch. The update math lives in `updates`, the noise in `noise`, the
+generator's moving average in `ema`.
 """
 
 import os
@@ -22,19 +23,15 @@ from absl import logging
 from tfgan_opt import losses as losses_lib
 from tfgan_opt.core.artifacts import sweep_temporaries
 from tfgan_opt.core.compat import keras
-from tfgan_opt.core.config import check_update
+from tfgan_opt.core.pipeline_config import check_update
 from tfgan_opt.core.errors import NonFiniteError
 from tfgan_opt.core.images import image_grid, save_image_grid
-from tfgan_opt.models.base import kernel_weights
-from tfgan_opt.training import augment as augment_lib
-from tfgan_opt.training import checkpointing, distribute
+from tfgan_opt.training import checkpointing, distribute, ema, noise, updates
 
 SAMPLE_GRID_SIZE = 64
-# Folded into each element's seed to draw augmentation parameters from their own stream.
-_AUGMENT_STREAM = 18
 
 
-class GANTrainer:
+class GANTrainer(updates.UpdateRules):
     """Trains a `Generator` against a `Discriminator`.
 
     Typical use::
@@ -85,7 +82,8 @@ class GANTrainer:
                 train_config.discriminator_lr, beta_1=train_config.beta_1,
                 beta_2=train_config.beta_2)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-            self.ema_network = self._make_ema_network() if train_config.ema_decay else None
+            self.ema_network = (ema.make_ema_network(generator.network)
+                                if train_config.ema_decay else None)
             # Creating the slot variables now keeps tf.function from tracing the step twice.
             self.generator_optimizer.build(generator.trainable_variables)
             self.discriminator_optimizer.build(discriminator.trainable_variables)
@@ -154,37 +152,11 @@ class GANTrainer:
     # The step
 
     def _add_noise(self, dataset, start_step):
-        """Appends (z_d, z_g, alpha), seeded by element index, to each (images, labels) batch.
-
-        With augmentation also ``aug_d`` and ``aug_g``, float32 [B, augment.NUM_PARAMS]: the
-        transforms of the discriminator update (real and fake alike) and of the generator update.
-        """
-        latent_dim = self.generator.latent_dim
-        seed = self.config.seed
-        first_element = start_step * self.config.n_critic
-        augment = bool(self.config.augment)
-
-        def with_noise(index, batch):
-            images = batch[0]
-            size = tf.shape(images)[0]
-            element_seed = tf.stack([tf.constant(seed, tf.int64), index])
-            seeds = tf.random.experimental.stateless_split(element_seed, 3)
-            z_d = tf.random.stateless_normal([size, latent_dim], seed=seeds[0])
-            z_g = tf.random.stateless_normal([size, latent_dim], seed=seeds[1])
-            alpha = tf.random.stateless_uniform([size], seed=seeds[2])
-            noise = {"images": images, "z_d": z_d, "z_g": z_g, "alpha": alpha}
-            if augment:
-                # A separate stream, so that switching augmentation on leaves z and alpha as
-                # they were (and off stays bit-identical to runs made before it existed).
-                aug_seeds = tf.random.experimental.stateless_split(
-                    tf.random.experimental.stateless_fold_in(element_seed, _AUGMENT_STREAM), 2)
-                noise["aug_d"] = augment_lib.draw_params(size, aug_seeds[0])
-                noise["aug_g"] = augment_lib.draw_params(size, aug_seeds[1])
-            return noise
-
-        return dataset.enumerate(start=first_element).map(
-            with_noise, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
-                tf.data.AUTOTUNE)
+        """(images, labels) batches -> dicts with the step's noise (see `noise.add_step_noise`)."""
+        return noise.add_step_noise(dataset, start_step, seed=self.config.seed,
+                                    latent_dim=self.generator.latent_dim,
+                                    n_critic=self.config.n_critic,
+                                    augment=bool(self.config.augment))
 
     def _distribute(self, dataset):
         # Every worker builds the whole global batch (and its noise) and keeps its replicas' slices:
@@ -195,125 +167,6 @@ class GANTrainer:
             tf.data.experimental.AutoShardPolicy.DATA)
         # For the default strategy this returns the dataset as it is.
         return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
-
-    def _augment(self, images, batch, key):
-        """``images`` as the discriminator sees them: augmented with ``batch[key]`` if enabled."""
-        if not self.config.augment:
-            return images
-        return augment_lib.apply_augment(images, batch[key], self.config.augment)
-
-    def _discriminator_step(self, batch):
-        real = self._augment(batch["images"], batch, "aug_d")
-        global_batch = tf.shape(real)[0] * self.strategy.num_replicas_in_sync
-        fake = self._augment(self.generator(batch["z_d"], training=True), batch, "aug_d")
-        with tf.GradientTape() as tape:
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(fake, training=True)
-            metrics = self._discriminator_loss(real_logits, fake_logits, global_batch)
-            loss = metrics["d_adv_loss"]
-            loss += self._discriminator_penalties(real, fake, batch, global_batch, metrics)
-            loss += self._regularization(self.discriminator)
-        variables = self.discriminator.trainable_variables
-        self.discriminator_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        metrics["d_loss"] = loss
-        return metrics
-
-    def _discriminator_loss(self, real_logits, fake_logits, global_batch):
-        """Metrics ``d_adv_loss`` (reduced over the global batch) and the mean logits."""
-        per_example = self.loss.discriminator_loss(real_logits, fake_logits)
-        metrics = {"d_adv_loss": tf.nn.compute_average_loss(per_example,
-                                                            global_batch_size=global_batch)}
-        metrics["d_real_logit"] = tf.nn.compute_average_loss(tf.reshape(real_logits, [-1]),
-                                                             global_batch_size=global_batch)
-        metrics["d_fake_logit"] = tf.nn.compute_average_loss(tf.reshape(fake_logits, [-1]),
-                                                             global_batch_size=global_batch)
-        return metrics
-
-    def _discriminator_penalties(self, real, fake, batch, global_batch, metrics):
-        """WGAN-GP and R1 terms of the discriminator loss (recorded in ``metrics``)."""
-        total = tf.constant(0.0)  # adding an exact 0.0 keeps runs without penalties bit-identical
-        if self.loss.gradient_penalty:
-            penalty = losses_lib.gradient_penalty(self.discriminator, real, fake, batch["alpha"])
-            metrics["gradient_penalty"] = tf.nn.compute_average_loss(
-                penalty, global_batch_size=global_batch)
-            total += self.loss_config.gradient_penalty_weight * metrics["gradient_penalty"]
-        if self.loss_config.r1_weight:
-            metrics["r1_penalty"] = tf.nn.compute_average_loss(
-                losses_lib.r1_penalty(self.discriminator, real), global_batch_size=global_batch)
-            total += 0.5 * self.loss_config.r1_weight * metrics["r1_penalty"]
-        return total
-
-    def _generator_step(self, batch):
-        z = batch["z_g"]
-        global_batch = tf.shape(z)[0] * self.strategy.num_replicas_in_sync
-        with tf.GradientTape() as tape:
-            fake = self.generator(z, training=True)
-            fake_logits = self.discriminator(self._augment(fake, batch, "aug_g"),
-                                             training=self.train_discriminator)
-            per_example = self.loss.generator_loss(fake_logits)
-            metrics = {"g_adv_loss": tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)}
-            extra = self.extra_generator_losses(z, fake, global_batch)
-            metrics.update(extra)
-            loss = (self.adversarial_weight * metrics["g_adv_loss"]
-                    + tf.add_n([tf.constant(0.0)] + list(extra.values())))
-            loss += self._regularization(self.generator)
-        variables = self.generator.trainable_variables
-        self.generator_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        metrics["g_loss"] = loss
-        return metrics
-
-    def _simultaneous_step(self, batch):
-        """The TensorFlow DCGAN tutorial's step: both networks' gradients from one pass each.
-
-        The generator's gradient is taken against the discriminator before its update (the
-        alternating step's generator update sees the updated one), and there is no second
-        generator pass: that is what makes it cheaper.
-        """
-        z = batch["z_d"]
-        global_batch = tf.shape(z)[0] * self.strategy.num_replicas_in_sync
-        with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
-            fake = self.generator(z, training=True)
-            real_logits = self.discriminator(self._augment(batch["images"], batch, "aug_d"),
-                                             training=True)
-            fake_logits = self.discriminator(self._augment(fake, batch, "aug_d"), training=True)
-            metrics = self._discriminator_loss(real_logits, fake_logits, global_batch)
-            d_loss = metrics["d_adv_loss"] + self._regularization(self.discriminator)
-            metrics["g_adv_loss"] = tf.nn.compute_average_loss(
-                self.loss.generator_loss(fake_logits), global_batch_size=global_batch)
-            extra = self.extra_generator_losses(z, fake, global_batch)
-            metrics.update(extra)
-            g_loss = (self.adversarial_weight * metrics["g_adv_loss"]
-                      + tf.add_n([tf.constant(0.0)] + list(extra.values()))
-                      + self._regularization(self.generator))
-        g_vars = self.generator.trainable_variables
-        d_vars = self.discriminator.trainable_variables
-        g_grads = generator_tape.gradient(g_loss, g_vars)
-        d_grads = discriminator_tape.gradient(d_loss, d_vars)
-        self.generator_optimizer.apply_gradients(zip(g_grads, g_vars))
-        self.discriminator_optimizer.apply_gradients(zip(d_grads, d_vars))
-        metrics["d_loss"], metrics["g_loss"] = d_loss, g_loss
-        return metrics
-
-    def extra_generator_losses(self, z, fake_images, global_batch_size):
-        """Hook for subclasses: named scalar losses added to the generator's (e.g. distillation).
-
-        Runs inside the generator's tape, per replica. Returns a dict of name -> scalar already
-        reduced over ``global_batch_size`` (use ``tf.nn.compute_average_loss``).
-        """
-        del z, fake_images, global_batch_size
-        return {}
-
-    def _regularization(self, model):
-        if not (self.loss_config.l1 or self.loss_config.l2):
-            return tf.constant(0.0)
-        reg = losses_lib.weight_regularization(kernel_weights(model), self.loss_config.l1,
-                                               self.loss_config.l2)
-        return tf.nn.scale_regularization_loss(reg)
-
-    def _clip_discriminator(self):
-        clip = self.loss_config.clip_value
-        for variable in self.discriminator.trainable_variables:
-            variable.assign(tf.clip_by_value(variable, -clip, clip))
 
     def _build_step_fn(self):
         n_critic = self.config.n_critic
@@ -344,7 +197,8 @@ class GANTrainer:
     def _finish_step(self, metrics):
         """EMA update, step count and the finiteness flag shared by both kinds of step."""
         if self.ema_network is not None:
-            self._update_ema()
+            ema.update_ema(self.ema_network, self.generator.network, self.step,
+                           self.config.ema_decay)
         self.step.assign_add(1)
         if self.config.check_numerics:
             metrics["all_finite"] = tf.reduce_all(
@@ -363,28 +217,6 @@ class GANTrainer:
                 + (f", last good checkpoint kept: {kept}" if kept else "")
                 + " (try a lower learning rate, another loss, or --check_numerics=false to debug)")
         return metrics
-
-    # ----------------------------------------------------------------------------------------
-    # EMA
-
-    def _make_ema_network(self):
-        network = self.generator.network
-        # Left trainable: it never enters a tape, and a frozen copy would be saved (and later
-        # loaded for pruning or QAT) as a generator that cannot be fine-tuned.
-        ema = keras.models.clone_model(network)
-        ema.set_weights(network.get_weights())
-        return ema
-
-    def _update_ema(self):
-        # Warm-up as in tf.train.ExponentialMovingAverage(num_updates=step): without it a 0.999
-        # average still holds 0.999**2000 = 13.5% of the random initial weights after 2000 steps.
-        step = tf.cast(self.step, tf.float32)
-        decay = tf.minimum(self.config.ema_decay, (1.0 + step) / (10.0 + step))
-        for ema_weight, weight in zip(self.ema_network.weights, self.generator.network.weights):
-            if ema_weight.dtype.is_floating:
-                ema_weight.assign(decay * ema_weight + (1.0 - decay) * weight)
-            else:  # step counters of pruning and quantization wrappers: copied, not averaged
-                ema_weight.assign(weight)
 
     # ----------------------------------------------------------------------------------------
     # Run directory: checkpoints, summaries, samples
