@@ -51,7 +51,10 @@ def define_train_flags(steps=2000):
     flags.DEFINE_float("l2", 0.0, "L2 weight regularization.")
     flags.DEFINE_float("clip_value", 0.01, "Critic weight clipping (wasserstein).")
     flags.DEFINE_float("gradient_penalty_weight", 10.0, "WGAN-GP lambda.")
-    flags.DEFINE_float("r1_weight", 0.0, "R1 penalty gamma on real images (0: off).")
+    # Defaults: the recipe chosen by bench_recipes.py (BUILD_NOTES.md, "Training recipe"). The
+    # library's dataclasses keep the old defaults, which is also what an old config.json means.
+    flags.DEFINE_float("r1_weight", 1.0, "R1 penalty gamma on real images (0: off; "
+                       "--update=simultaneous needs 0).")
     flags.DEFINE_list("augment", [], "Differentiable augmentation of real and fake images in both "
                       "updates (DiffAugment): any of color, translation, cutout; empty: off.")
     flags.DEFINE_string("update", "alternating", "alternating (n_critic D updates, then G) | "
@@ -61,7 +64,7 @@ def define_train_flags(steps=2000):
     flags.DEFINE_integer("n_critic", 1, "Discriminator steps per generator step.")
     flags.DEFINE_float("generator_lr", 2e-4, "Generator Adam learning rate.")
     flags.DEFINE_float("discriminator_lr", 2e-4, "Discriminator Adam learning rate.")
-    flags.DEFINE_float("ema_decay", 0.0, "EMA decay of generator weights (0: off).")
+    flags.DEFINE_float("ema_decay", 0.999, "EMA decay of generator weights (0: off).")
     flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints and sample grids.")
     flags.DEFINE_integer("log_every", 100, "Steps between progress lines.")
     flags.DEFINE_integer("seed", 0, "Random seed.")

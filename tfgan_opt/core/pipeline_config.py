@@ -88,4 +88,4 @@ def check_update(loss_config, train_config):
         ("wasserstein weight clipping", loss_config.name == "wasserstein"),
         (f"r1_weight={loss_config.r1_weight}", loss_config.r1_weight > 0)) if present]
     _check(not needs, f"update='simultaneous' cannot train with {' and '.join(needs)}; use "
-           f"update='alternating'")
+           f"update='alternating' (or drop {' and '.join(needs)})")
