@@ -203,10 +203,11 @@ def plot(results, path):
         for col, (key, label) in enumerate([("fd", "Frechet distance (lower is better)"),
                                             ("precision", "precision"), ("recall", "recall")]):
             axis = axes[row][col]
-            for result in (r for r in results if r["dataset"] == dataset):
+            colors = plt.get_cmap("tab20").colors
+            for i, result in enumerate(r for r in results if r["dataset"] == dataset):
                 points = result["evaluations"]
-                axis.plot([p["cpu_minutes"] for p in points], [p[key] for p in points], "o-",
-                          label=result["recipe"])
+                axis.plot([p["cpu_minutes"] for p in points], [p[key] for p in points],
+                          "os^v"[i % 4] + "-", color=colors[i % 20], label=result["recipe"])
             axis.set_xlabel("training CPU-minutes (user + system)")
             axis.set_title(f"{dataset}: {label}")
             if key == "fd":
@@ -225,10 +226,12 @@ def main(argv):
     stored = json.load(open(results_path)) if os.path.exists(results_path) else {}
     results, floors = stored.get("results", []), stored.get("floors", {})
     for dataset in FLAGS.datasets:
+        todo = [recipe for recipe in FLAGS.recipes if not any(
+            r["dataset"] == dataset and r["recipe"] == recipe for r in results)]
+        if not todo:
+            continue
         real, extractor, floors[dataset] = _real_data(dataset)
-        for recipe in FLAGS.recipes:
-            if any(r["dataset"] == dataset and r["recipe"] == recipe for r in results):
-                continue
+        for recipe in todo:
             results.append(train_and_evaluate(dataset, recipe, budgets[dataset], real, extractor))
             with open(results_path + ".tmp", "w") as f:
                 json.dump({"results": results, "floors": floors}, f, indent=1)
@@ -236,6 +239,9 @@ def main(argv):
             print(write_table(results, floors, os.path.join(FLAGS.out_dir, "recipes.md")),
                   flush=True)
             plot(results, os.path.join(FLAGS.out_dir, "quality_vs_cpu.png"))
+    # A rerun with nothing left to train rewrites the table and the plot.
+    print(write_table(results, floors, os.path.join(FLAGS.out_dir, "recipes.md")))
+    plot(results, os.path.join(FLAGS.out_dir, "quality_vs_cpu.png"))
 
 
 if __name__ == "__main__":
