@@ -14,9 +14,9 @@ from absl import flags
 from tfgan_opt import (ChannelPruneConfig, ConfigError, DataConfig, EvaluationConfig, ExportConfig,
                        LossConfig, ModelConfig, PipelineConfig, PruneConfig, QuantizeConfig,
                        RecoveryConfig, TrainConfig)
-from tfgan_opt.core.config import (ARCHITECTURES, CHANNEL_CRITERIA, EXPORT_FORMATS,
-                                   FEATURE_SPACES, LOSS_NAMES, PRUNE_MODES, PRUNING_SCHEDULES,
-                                   STRATEGIES)
+from tfgan_opt.core.config import (ARCHITECTURES, AUGMENT_POLICIES, CHANNEL_CRITERIA,
+                                   EXPORT_FORMATS, FEATURE_SPACES, LOSS_NAMES, PRUNE_MODES,
+                                   PRUNING_SCHEDULES, STRATEGIES, UPDATE_MODES, UPSAMPLING_MODES)
 
 FLAGS = flags.FLAGS
 
@@ -66,6 +66,9 @@ def define_model_flags(width=64):
         flags.DEFINE_integer("width", width, "Generator width.")
         flags.DEFINE_integer("discriminator_width", width, "Discriminator width.")
         flags.DEFINE_boolean("spectral_norm", False, "Spectral normalization in the discriminator.")
+        _enum("upsample", "transpose", UPSAMPLING_MODES, "dcgan generator upsampling: transpose "
+              "(Conv2DTranspose), or nearest/bilinear resize then Conv2D (no checkerboard "
+              "artifacts).")
 
 
 def define_train_flags(steps=2000):
@@ -75,11 +78,22 @@ def define_train_flags(steps=2000):
         flags.DEFINE_float("l2", 0.0, "L2 weight regularization.")
         flags.DEFINE_float("clip_value", 0.01, "Critic weight clipping (wasserstein).")
         flags.DEFINE_float("gradient_penalty_weight", 10.0, "WGAN-GP lambda.")
+        # Defaults: the recipe chosen by bench_recipes.py (BUILD_NOTES.md, "Training recipe").
+        # The library's dataclasses keep the old defaults, which is also what an old config.json
+        # means.
+        flags.DEFINE_float("r1_weight", 1.0, "R1 penalty gamma on real images (0: off; "
+                           "--update=simultaneous needs 0).")
+        flags.DEFINE_list("augment", [], "Differentiable augmentation of real and fake images in "
+                          "both updates (DiffAugment): any of " + ", ".join(AUGMENT_POLICIES)
+                          + "; empty: off.")
+        _enum("update", "alternating", UPDATE_MODES, "alternating: n_critic D updates, then G; "
+              "simultaneous: the TF DCGAN tutorial's one-pass step (n_critic=1, no gradient "
+              "penalty, R1 or clipping).")
         flags.DEFINE_integer("steps", steps, "Generator steps.")
         flags.DEFINE_integer("n_critic", 1, "Discriminator steps per generator step.")
         flags.DEFINE_float("generator_lr", 2e-4, "Generator Adam learning rate.")
         flags.DEFINE_float("discriminator_lr", 2e-4, "Discriminator Adam learning rate.")
-        flags.DEFINE_float("ema_decay", 0.0, "EMA decay of generator weights (0: off).")
+        flags.DEFINE_float("ema_decay", 0.999, "EMA decay of generator weights (0: off).")
         flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints and sample grids.")
         flags.DEFINE_integer("log_every", 100, "Steps between progress lines.")
         flags.DEFINE_integer("seed", 0, "Random seed.")
@@ -117,13 +131,13 @@ def model_config():
     return ModelConfig(arch=FLAGS.arch, image_size=FLAGS.image_size, channels=FLAGS.channels,
                        latent_dim=FLAGS.latent_dim, width=FLAGS.width,
                        discriminator_width=FLAGS.discriminator_width,
-                       spectral_norm=FLAGS.spectral_norm)
+                       spectral_norm=FLAGS.spectral_norm, upsample=FLAGS.upsample)
 
 
 def loss_config():
     return LossConfig(name=FLAGS.loss, clip_value=FLAGS.clip_value,
                       gradient_penalty_weight=FLAGS.gradient_penalty_weight, l1=FLAGS.l1,
-                      l2=FLAGS.l2)
+                      l2=FLAGS.l2, r1_weight=FLAGS.r1_weight)
 
 
 def train_config():
@@ -131,7 +145,8 @@ def train_config():
                        discriminator_lr=FLAGS.discriminator_lr, ema_decay=FLAGS.ema_decay,
                        checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every,
                        seed=FLAGS.seed, deterministic=FLAGS.deterministic,
-                       check_numerics=FLAGS.check_numerics)
+                       check_numerics=FLAGS.check_numerics, augment=tuple(FLAGS.augment),
+                       update=FLAGS.update)
 
 
 def pipeline_config(**sections):

@@ -63,6 +63,31 @@ def test_gradient_penalty_is_taken_at_the_interpolated_point():
         np.testing.assert_allclose(penalty, np.full(2, (point * 2.0 - 1) ** 2), rtol=1e-5)
 
 
+def test_r1_penalty_matches_the_finite_difference_gradient_norm_of_a_tiny_critic():
+    from tfgan_opt.core.compat import keras
+    # A nonlinear two-layer critic in float64, so central differences are accurate to ~1e-10.
+    critic = keras.Sequential([
+        keras.layers.Flatten(input_shape=(3, 3, 1), dtype="float64"),
+        keras.layers.Dense(5, activation="tanh", dtype="float64",
+                           kernel_initializer=keras.initializers.RandomNormal(seed=1)),
+        keras.layers.Dense(1, dtype="float64",
+                           kernel_initializer=keras.initializers.RandomNormal(seed=2))])
+    real = np.random.default_rng(0).uniform(-1, 1, (4, 3, 3, 1))
+    penalty = losses.r1_penalty(critic, tf.constant(real)).numpy()
+
+    def logits(x):
+        return critic(tf.constant(x)).numpy()[:, 0]
+
+    eps, grads = 1e-6, np.zeros_like(real)
+    for index in np.ndindex(real.shape[1:]):
+        step = np.zeros_like(real)
+        step[(slice(None),) + index] = eps
+        grads[(slice(None),) + index] = (logits(real + step) - logits(real - step)) / (2 * eps)
+    assert penalty.shape == (4,)
+    np.testing.assert_allclose(penalty, (grads ** 2).sum(axis=(1, 2, 3)), rtol=1e-6)
+    assert penalty.min() > 0
+
+
 def test_weight_regularization_sums_l1_and_l2_terms():
     kernels = [tf.constant([[1.0, -2.0]]), tf.constant([3.0])]
     value = losses.weight_regularization(kernels, l1=0.1, l2=0.01).numpy()

@@ -44,10 +44,11 @@ def apply_masks_once(model):
         callback.on_epoch_end(0)
 
 
-def tiny_model_config(arch="dcgan", image_size=8, width=4, latent_dim=8, channels=1):
+def tiny_model_config(arch="dcgan", image_size=8, width=4, latent_dim=8, channels=1,
+                      upsample="transpose"):
     """A `ModelConfig` for a network with a few thousand weights."""
     return ModelConfig(arch=arch, image_size=image_size, channels=channels, latent_dim=latent_dim,
-                       width=width, discriminator_width=width)
+                       width=width, discriminator_width=width, upsample=upsample)
 
 
 def tiny_gan(arch="dcgan", seed=0, **config_overrides):
@@ -108,10 +109,10 @@ def assert_pruned_to(model, pruned_names, target, dense_names=()):
     np.testing.assert_allclose([sparsity[n] for n in dense_names], 0.0, atol=1e-6)
 
 
-def pruned_tiny_gan(arch, sparsity=0.5):
+def pruned_tiny_gan(arch, sparsity=0.5, upsample="transpose"):
     """(stripped generator with exactly ``sparsity`` zeros in its pruned layers and non-trivial
     BN, the dense generator, discriminator, model_config)."""
-    generator, discriminator, model_config = tiny_gan(arch)
+    generator, discriminator, model_config = tiny_gan(arch, upsample=upsample)
     randomize_batch_norm(generator.network)
     pruned = prune.apply_pruning(generator, PruneConfig(target_sparsity=sparsity,
                                                         schedule="constant", frequency=1), 1)

@@ -18,9 +18,9 @@ HALF = {
 }
 
 
-def _trained_looking_gan(arch, fold=False):
+def _trained_looking_gan(arch, fold=False, upsample="transpose"):
     """A tiny GAN whose BN layers are not the identity (fresh ones would hide slicing errors)."""
-    generator, discriminator, _ = testing.tiny_gan(arch)
+    generator, discriminator, _ = testing.tiny_gan(arch, upsample=upsample)
     testing.randomize_batch_norm(generator.network)
     return (fold_batch_norm(generator) if fold else generator), discriminator
 
@@ -34,9 +34,11 @@ def _macs(generator):
     return {row["layer"]: row["macs"] for row in channels.count_macs(generator)["layers"]}
 
 
-@pytest.mark.parametrize("arch,fold", [("dcgan", False), ("dcgan", True), ("mlp", False)])
-def test_narrowed_generator_computes_what_the_masked_wide_one_computes(arch, fold):
-    generator, _ = _trained_looking_gan(arch, fold)
+@pytest.mark.parametrize("arch,fold,upsample", [
+    ("dcgan", False, "transpose"), ("dcgan", True, "transpose"), ("mlp", False, "transpose"),
+    ("dcgan", False, "nearest"), ("dcgan", True, "bilinear")])
+def test_narrowed_generator_computes_what_the_masked_wide_one_computes(arch, fold, upsample):
+    generator, _ = _trained_looking_gan(arch, fold, upsample)
     narrowed = channels.narrow_channels(generator, HALF[arch])
     masked = channels.mask_channels(generator, HALF[arch])
     z = generator.sample_latents(16, seed=3)
@@ -82,6 +84,19 @@ def test_count_macs_matches_hand_computation_for_mlp():
     generator, _ = _trained_looking_gan("mlp")
     assert {k: v for k, v in _macs(generator).items() if v} == {
         "dense1": 8 * 16, "dense2": 16 * 32, "dense3": 32 * 64, "to_image": 64 * 64}
+
+
+def test_resize_conv_groups_pass_through_the_upsampling_layer():
+    generator, _ = _trained_looking_gan("dcgan", upsample="nearest")
+    groups = {g.producer: g for g in channels.channel_groups(generator)}
+    assert sorted(groups) == ["project", "up1", "up2"]
+    assert groups["up1"].between == ("up1_bn", "up1_act", "up2_resize")
+    assert groups["up2"].consumer == "to_image" and groups["up2"].between[-1] == "to_image_resize"
+    narrowed = channels.narrow_channels(generator, HALF["dcgan"])
+    assert narrowed.network.get_layer("up2").kernel.shape == (5, 5, 4, 2)  # Conv2D [kh, kw, in, out]
+    # Conv2D MACs count output pixels: up2 runs at 4x4 after the 2x resize, to_image at 8x8.
+    assert _macs(narrowed)["up2"] == 4 * 4 * 25 * 4 * 2
+    assert _macs(narrowed)["to_image"] == 8 * 8 * 25 * 2 * 1
 
 
 def test_only_hidden_channels_are_prunable():
@@ -219,12 +234,14 @@ def test_recalibration_re_estimates_the_batch_norm_after_a_layer_that_lost_input
                            norm.moving_mean.numpy())
 
 
-def test_channel_pruned_generator_goes_through_weight_pruning_qat_and_int8_export(tmp_path):
+@pytest.mark.parametrize("upsample", ["transpose", "nearest", "bilinear"])
+def test_channel_pruned_generator_goes_through_weight_pruning_qat_and_int8_export(tmp_path,
+                                                                                 upsample):
     from tfgan_opt.export import tflite
     from tfgan_opt.compress import prune
     from tfgan_opt.compress import quantize
     from tfgan_opt.core.config import ExportConfig, PruneConfig
-    generator, _ = _trained_looking_gan("dcgan")
+    generator, _ = _trained_looking_gan("dcgan", upsample=upsample)
     narrowed = fold_batch_norm(channels.channel_prune(generator, 0.5))
     to_image = narrowed.network.get_layer("to_image")
     to_image.kernel.assign(to_image.kernel * 40.0)  # outputs over most of [-1, 1]

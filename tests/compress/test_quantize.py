@@ -13,9 +13,10 @@ from tfgan_opt.core.config import PruneConfig
 from tfgan_opt.models import Generator, load_generator, save_network
 
 
-@pytest.mark.parametrize("arch", ["dcgan", "mlp"])
-def test_fold_batch_norm_matches_the_original_in_inference_mode(arch):
-    generator, _, _ = testing.tiny_gan(arch)
+@pytest.mark.parametrize("arch,upsample", [("dcgan", "transpose"), ("mlp", "transpose"),
+                                           ("dcgan", "nearest"), ("dcgan", "bilinear")])
+def test_fold_batch_norm_matches_the_original_in_inference_mode(arch, upsample):
+    generator, _, _ = testing.tiny_gan(arch, upsample=upsample)
     testing.randomize_batch_norm(generator.network)
     folded = fold_batch_norm(generator)
     assert not [l for l in folded.network.layers if "BatchNormalization" in type(l).__name__]
@@ -31,9 +32,10 @@ def test_fold_batch_norm_rejects_a_wrapped_network():
         fold_batch_norm(pruned)
 
 
-@pytest.mark.parametrize("arch", ["dcgan", "mlp"])
-def test_qat_generator_output_is_close_to_the_float_generator(arch):
-    stripped, _, _, _ = testing.pruned_tiny_gan(arch)
+@pytest.mark.parametrize("arch,upsample", [("dcgan", "transpose"), ("mlp", "transpose"),
+                                           ("dcgan", "bilinear")])
+def test_qat_generator_output_is_close_to_the_float_generator(arch, upsample):
+    stripped, _, _, _ = testing.pruned_tiny_gan(arch, upsample=upsample)
     qat = quantize.apply_qat(stripped)
     z = stripped.sample_latents(32, seed=3)
     reference = stripped(z, training=False).numpy()

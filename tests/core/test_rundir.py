@@ -151,3 +151,69 @@ def test_run_dir_that_is_a_file_is_refused(tmp_path):
     with pytest.raises(RunDirError, match=r"is a file, not a directory"):
         prepare_run_dir(str(path), CONFIG, overwrite=True)
     assert path.read_text() == "x"
+
+# A config.json as experiments/train.py wrote it before issue 18 added model.upsample,
+# loss.r1_weight, train.augment and train.update.
+OLD_CONFIG = {
+    "data": {"source": "digits", "image_size": 16, "channels": 1, "batch_size": 64,
+             "split": "train", "data_dir": None, "download": False, "shuffle_buffer": 10000,
+             "seed": 0, "limit": None, "npz_key": None},
+    "model": {"arch": "dcgan", "image_size": 16, "channels": 1, "latent_dim": 64, "width": 16,
+              "discriminator_width": 16, "spectral_norm": False},
+    "loss": {"name": "non_saturating", "clip_value": 0.01, "gradient_penalty_weight": 10.0,
+             "l1": 0.0, "l2": 0.0},
+    "train": {"steps": 1500, "n_critic": 1, "generator_lr": 2e-4, "discriminator_lr": 2e-4,
+              "beta_1": 0.5, "beta_2": 0.999, "ema_decay": 0.0, "checkpoint_every": 500,
+              "log_every": 100, "keep_checkpoints": 2, "seed": 0, "deterministic": False,
+              "check_numerics": True},
+}
+
+
+def _write_old_run(run_dir):
+    from tfgan_opt.core.artifacts import atomic_write_json
+    os.makedirs(os.path.join(run_dir, "train"))
+    atomic_write_json(os.path.join(run_dir, "config.json"), OLD_CONFIG)
+
+
+def _configs_today(**changes):
+    from tfgan_opt.core.config import DataConfig, LossConfig, ModelConfig, TrainConfig
+    configs = {"data": DataConfig.from_dict(OLD_CONFIG["data"]),
+               "model": ModelConfig.from_dict(OLD_CONFIG["model"]),
+               "loss": LossConfig.from_dict(OLD_CONFIG["loss"]),
+               "train": TrainConfig.from_dict(OLD_CONFIG["train"])}
+    for section, values in changes.items():
+        configs[section] = configs[section].replace(**values)
+    return {k: v.to_dict() for k, v in configs.items()}
+
+
+def test_config_json_written_before_new_fields_reads_them_as_the_old_behaviour(tmp_path):
+    from tfgan_opt.pipeline.stages import load_run_config
+    run_dir = str(tmp_path / "old")
+    _write_old_run(run_dir)
+    config = load_run_config(run_dir)
+    assert config.model.upsample == "transpose"
+    assert config.loss.r1_weight == 0.0
+    assert (config.train.augment, config.train.update) == ((), "alternating")
+
+
+def test_config_json_written_before_new_fields_still_resumes_and_takes_more_steps(tmp_path):
+    run_dir = str(tmp_path / "old")
+    _write_old_run(run_dir)
+    assert prepare_run_dir(run_dir, _configs_today()) is True
+    assert prepare_run_dir(run_dir, _configs_today(train={"steps": 3000})) is True
+    recorded = read_json(os.path.join(run_dir, "config.json"))
+    assert recorded["train"]["steps"] == 3000 and recorded["train"]["augment"] == []
+
+
+@pytest.mark.parametrize("changes, key", [
+    ({"train": {"augment": ("translation",)}}, "train.augment"),
+    ({"train": {"update": "simultaneous"}}, "train.update"),
+    ({"loss": {"r1_weight": 1.0}}, "loss.r1_weight"),
+    ({"model": {"upsample": "nearest"}}, "model.upsample"),
+])
+def test_new_field_switched_on_for_an_old_run_is_another_configuration(tmp_path, changes, key):
+    # Not a silent resume: the run was trained without it.
+    run_dir = str(tmp_path / "old")
+    _write_old_run(run_dir)
+    with pytest.raises(RunDirError, match=key.replace(".", r"\.")):
+        prepare_run_dir(run_dir, _configs_today(**changes))

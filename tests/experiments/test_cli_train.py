@@ -98,3 +98,33 @@ def test_an_export_format_outside_the_choices_fails_with_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "error: flag --formats=['float32', 'int9']: --formats takes a comma-separated subset of "
         "saved_model, float32, float16, dynamic_range, int8, int8_float_io"]
+
+# What the options added in issue 18 were before they existed; explicit, so that the test does not
+# depend on today's defaults.
+OLD_BEHAVIOUR = ["--loss=non_saturating", "--ema_decay=0", "--spectral_norm=false",
+                 "--augment=", "--update=alternating", "--r1_weight=0", "--upsample=transpose",
+                 "--generator_lr=2e-4", "--discriminator_lr=2e-4"]
+
+
+@pytest.mark.slow
+def test_run_whose_config_json_predates_new_fields_resumes_with_its_recorded_behaviour(tmp_path):
+    import json
+    run_dir = tmp_path / "run"
+    common = [f"--run_dir={run_dir}", "--image_size=8", "--width=4", "--discriminator_width=4",
+              "--latent_dim=4", "--batch_size=16", "--log_every=2", "--checkpoint_every=2",
+              *OLD_BEHAVIOUR]
+    assert _run(*common, "--steps=2").returncode == 0
+    config_path = run_dir / "config.json"
+    config = json.loads(config_path.read_text())
+    for section, key in [("model", "upsample"), ("loss", "r1_weight"), ("train", "augment"),
+                         ("train", "update")]:
+        del config[section][key]  # as train.py wrote it before issue 18
+    config_path.write_text(json.dumps(config))
+    (run_dir / "train" / "stage.json").unlink()  # an interrupted run, to be continued
+
+    switched_on = _run(*common, "--steps=4", "--augment=translation")
+    assert switched_on.returncode == 1 and "train.augment" in switched_on.stderr
+    resumed = _run(*common, "--steps=4")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Resumed from" in resumed.stderr and "(step 2)" in resumed.stderr
+    assert json.loads((run_dir / "train" / "stage.json").read_text())["steps"] == 4

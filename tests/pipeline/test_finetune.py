@@ -1,6 +1,7 @@
 """Tests for tfgan_opt.pipeline.finetune: each compression transform followed by its recovery."""
 
 import numpy as np
+import pytest
 
 from tfgan_opt import testing
 from tfgan_opt.compress import channels, prune
@@ -60,8 +61,10 @@ def test_channel_prune_gan_returns_a_folded_narrow_generator_fine_tuned_by_recov
         np.testing.assert_array_equal(old, new)
 
 
-def test_qat_training_keeps_pruned_conv_transpose_weights_at_zero():
-    stripped, teacher, discriminator, model_config = testing.pruned_tiny_gan("dcgan")
+@pytest.mark.parametrize("upsample", ["transpose", "nearest"])
+def test_qat_training_keeps_pruned_conv_weights_at_zero(upsample):
+    stripped, teacher, discriminator, model_config = testing.pruned_tiny_gan("dcgan",
+                                                                             upsample=upsample)
     folded = fold_batch_norm(stripped)
     zeros_before = testing.zero_patterns(folded)
     qat = finetune.quantize_aware_finetune(

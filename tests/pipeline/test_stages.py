@@ -11,6 +11,7 @@ from tfgan_opt import (ConfigError, DataConfig, EvaluationConfig, ExportConfig, 
                        TrainConfig)
 from tfgan_opt.core.errors import ModelFileError
 from tfgan_opt.core.artifacts import read_json
+from tfgan_opt.core.config_base import with_absent_fields
 from tfgan_opt.core.rundir import prepare_run_dir
 from tfgan_opt.pipeline import stages, variants
 from tfgan_opt.testing import write_image_folder
@@ -88,11 +89,13 @@ def test_a_config_json_written_before_the_layout_change_still_resumes(tmp_path):
     config = stages.load_run_config(run_dir)
     recorded = json.loads(json.dumps(config.to_dict()))
     # Fields added since then take defaults that mean the old behaviour (features=auto: the
-    # classifier on this labelled source) or add a stage (issue 12's same-steps reference).
+    # classifier on this labelled source; issue 18's recipe fields off) or add a stage (issue 12's
+    # same-steps reference).
     assert recorded["evaluation"].pop("features") == "auto"
     assert recorded["evaluation"].pop("inception_weights") is None
     assert recorded["evaluation"].pop("same_steps_reference") is True
-    assert recorded == old
+    assert recorded == with_absent_fields(old)
+    assert (config.train.augment, config.loss.r1_weight) == ((), 0.0)
     assert stages.check_evaluation(config) == "classifier"
     assert prepare_run_dir(run_dir, config.to_dict()) is True  # the same run: a resume
 

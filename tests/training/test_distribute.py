@@ -135,7 +135,7 @@ def test_non_chief_trainer_saves_nothing_into_the_run_dir(tmp_path, tiny_model_c
 # ---------------------------------------- MirroredStrategy over 2 logical CPUs (subprocess)
 
 
-def _train_tiny(strategy, callbacks_for=None, steps=3, **train_kwargs):
+def _train_tiny(strategy, callbacks_for=None, steps=3, loss_config=None, **train_kwargs):
     """Trains the tiny DCGAN under ``strategy``; returns the trainer and its history."""
     config = ModelConfig(arch="dcgan", image_size=8, channels=1, latent_dim=4, width=4,
                          discriminator_width=4)
@@ -145,7 +145,8 @@ def _train_tiny(strategy, callbacks_for=None, steps=3, **train_kwargs):
         callbacks = callbacks_for(generator) if callbacks_for else ()
     if callbacks:
         generator = generator.with_network(callbacks[0].model)
-    trainer = GANTrainer(generator, discriminator, LossConfig(name="wgan_gp", l2=1e-3),
+    loss_config = loss_config or LossConfig(name="wgan_gp", l2=1e-3)
+    trainer = GANTrainer(generator, discriminator, loss_config,
                          TrainConfig(steps=steps, log_every=1, seed=3, **train_kwargs),
                          strategy=strategy, callbacks=callbacks)
     return trainer, trainer.train(tiny_dataset())
@@ -195,6 +196,13 @@ def mirrored_checks_main(out_dir):
         trainer, history = _train_tiny(strategy, n_critic=2, ema_decay=0.5)
         runs[name] = {"replicas": strategy.num_replicas_in_sync, "history": history,
                       "weights": _weights(trainer)}
+        # DiffAugment parameters are drawn per example in tf.data, R1 is per example: replicas
+        # must augment and penalize exactly the examples one device does.
+        trainer, history = _train_tiny(strategy, n_critic=2, ema_decay=0.5,
+                                       augment=("color", "translation", "cutout"),
+                                       loss_config=LossConfig(name="hinge", r1_weight=1.0))
+        runs[name + "_augment_r1"] = {"replicas": strategy.num_replicas_in_sync,
+                                      "history": history, "weights": _weights(trainer)}
     schedule = tfmot.sparsity.keras.PolynomialDecay(0.0, 0.75, begin_step=0, end_step=10,
                                                     frequency=1)
     trainer, _ = _train_tiny(mirrored, callbacks_for=_pruning_callbacks(schedule))
@@ -227,6 +235,18 @@ def test_two_mirrored_replicas_train_like_one_device_on_the_global_batch(mirrore
         for key in ("d_loss", "g_loss", "gradient_penalty", "d_real_logit", "d_fake_logit"):
             np.testing.assert_allclose(got[key], expected[key], rtol=RTOL, atol=ATOL, err_msg=key)
     assert one["weights"].keys() == two["weights"].keys()
+    for name, expected in one["weights"].items():
+        np.testing.assert_allclose(two["weights"][name], expected, rtol=RTOL, atol=ATOL,
+                                   err_msg=name)
+
+
+@pytest.mark.slow
+def test_two_mirrored_replicas_augment_and_apply_r1_like_one_device(mirrored_runs):
+    one, two = mirrored_runs["one_device_augment_r1"], mirrored_runs["mirrored_augment_r1"]
+    assert (one["replicas"], two["replicas"]) == (1, 2)
+    for expected, got in zip(one["history"], two["history"]):
+        for key in ("d_loss", "g_loss", "r1_penalty", "d_real_logit", "d_fake_logit"):
+            np.testing.assert_allclose(got[key], expected[key], rtol=RTOL, atol=ATOL, err_msg=key)
     for name, expected in one["weights"].items():
         np.testing.assert_allclose(two["weights"][name], expected, rtol=RTOL, atol=ATOL,
                                    err_msg=name)

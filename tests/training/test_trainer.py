@@ -100,3 +100,82 @@ def test_progress_columns_show_each_loss_once():
     # Recovery: the total differs from its adversarial part, so both are shown.
     assert progress_columns({"g_adv_loss": 0.5, "g_loss": 1.5, "distill_loss": 1.0}) == \
         "distill_loss 1.0000  g_adv_loss 0.5000  g_loss 1.5000"
+
+# ------------------------------------------------------------------------ R1, simultaneous update
+
+
+@pytest.mark.parametrize("loss", ["non_saturating", "hinge"])
+def test_r1_penalty_enters_the_discriminator_loss(tiny_model_config, loss):
+    generator = models.build_generator(tiny_model_config, seed=0)
+    discriminator = models.build_discriminator(tiny_model_config, seed=0)
+    trainer = GANTrainer(generator, discriminator, LossConfig(name=loss, r1_weight=10.0),
+                         TrainConfig(steps=1, log_every=1))
+    metrics = trainer.train(tiny_dataset())[-1]
+    assert metrics["r1_penalty"] > 0
+    np.testing.assert_allclose(metrics["d_loss"], metrics["d_adv_loss"]
+                               + 5.0 * metrics["r1_penalty"], rtol=1e-5)
+
+
+def _tutorial_step(generator, discriminator, g_opt, d_opt, images, z):
+    """The TensorFlow DCGAN tutorial's train_step, written out by hand."""
+    from tfgan_opt.core.compat import keras
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+    with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
+        generated = generator(z, training=True)
+        real_output = discriminator(images, training=True)
+        fake_output = discriminator(generated, training=True)
+        gen_loss = bce(tf.ones_like(fake_output), fake_output)
+        disc_loss = (bce(tf.ones_like(real_output), real_output)
+                     + bce(tf.zeros_like(fake_output), fake_output))
+    g_opt.apply_gradients(zip(gen_tape.gradient(gen_loss, generator.trainable_variables),
+                              generator.trainable_variables))
+    d_opt.apply_gradients(zip(disc_tape.gradient(disc_loss, discriminator.trainable_variables),
+                              discriminator.trainable_variables))
+    return float(gen_loss), float(disc_loss)
+
+
+def test_simultaneous_step_equals_the_hand_written_tutorial_step(tiny_model_config):
+    from tfgan_opt.core.compat import keras
+    config = TrainConfig(steps=3, log_every=1, update="simultaneous")
+    trainer = GANTrainer(models.build_generator(tiny_model_config, seed=0),
+                         models.build_discriminator(tiny_model_config, seed=0), LossConfig(),
+                         config)
+    history = trainer.train(tiny_dataset())
+    generator = models.build_generator(tiny_model_config, seed=0)
+    discriminator = models.build_discriminator(tiny_model_config, seed=0)
+    g_opt = keras.optimizers.Adam(config.generator_lr, beta_1=config.beta_1, beta_2=config.beta_2)
+    d_opt = keras.optimizers.Adam(config.discriminator_lr, beta_1=config.beta_1,
+                                  beta_2=config.beta_2)
+    # The same images and z: the trainer's input pipeline, read from the start.
+    batches = trainer._add_noise(tiny_dataset(), 0).as_numpy_iterator()
+    for logged in history:
+        batch = next(batches)
+        g_loss, d_loss = _tutorial_step(generator, discriminator, g_opt, d_opt,
+                                        batch["images"], batch["z_d"])
+        np.testing.assert_allclose([logged["g_loss"], logged["d_loss"]], [g_loss, d_loss],
+                                   rtol=1e-5)
+    for model, reference in [(trainer.generator, generator),
+                             (trainer.discriminator, discriminator)]:
+        for got, expected in zip(model.network.weights, reference.network.weights):
+            np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=1e-6,
+                                       err_msg=expected.name)
+
+
+@pytest.mark.parametrize("loss_kwargs, train_kwargs, message", [
+    ({"name": "wgan_gp"}, {}, "wgan_gp gradient penalty"),
+    ({"name": "wasserstein"}, {}, "weight clipping"),
+    ({"r1_weight": 1.0}, {}, "r1_weight=1.0"),
+])
+def test_simultaneous_update_with_a_penalty_or_clipping_raises_config_error(
+        tiny_model_config, loss_kwargs, train_kwargs, message):
+    from tfgan_opt import ConfigError
+    with pytest.raises(ConfigError, match=message):
+        GANTrainer(models.build_generator(tiny_model_config, seed=0),
+                   models.build_discriminator(tiny_model_config, seed=0),
+                   LossConfig(**loss_kwargs), TrainConfig(update="simultaneous", **train_kwargs))
+
+
+def test_simultaneous_update_with_n_critic_2_raises_config_error():
+    from tfgan_opt import ConfigError
+    with pytest.raises(ConfigError, match="needs n_critic=1, not 2"):
+        TrainConfig(update="simultaneous", n_critic=2)

@@ -8,42 +8,12 @@ through JSON (run directories record the configuration they were made with).
 import dataclasses
 from typing import Dict, Optional, Tuple, Union
 
-from tfgan_opt.core.errors import ConfigError
-
-ARCHITECTURES = ("dcgan", "mlp")
-LOSS_NAMES = ("non_saturating", "minimax", "wasserstein", "wgan_gp", "hinge")
-PRUNING_SCHEDULES = ("polynomial", "constant")
-EXPORT_FORMATS = ("saved_model", "float32", "float16", "dynamic_range", "int8", "int8_float_io")
-CHANNEL_CRITERIA = ("l1", "bn_scale", "activation", "taylor")
-FEATURE_SPACES = ("auto", "classifier", "label_free", "inception")
-PRUNE_MODES, STRATEGIES = ("finetune", "during"), ("default", "mirrored", "multi_worker", "tpu")
-
-
-def _check(condition, message):
-    if not condition:
-        raise ConfigError(message)
-
-
-def _check_choice(name, value, choices):
-    _check(value in choices, f"{name}={value!r} is not one of {', '.join(choices)}")
-
-
-class _Config:
-    """Shared JSON round-trip for the frozen dataclasses below."""
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values):
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        _check(not unknown, f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        return cls(**kwargs)
-
-    def replace(self, **changes):
-        return dataclasses.replace(self, **changes)
+from tfgan_opt.core.config_base import _check, _check_choice, _Config
+# The names every registry is keyed by (cross-checked in tests/test_registries.py); the flags'
+# choices read them too. STRATEGIES is re-exported for the scripts.
+from tfgan_opt.core.names import (ARCHITECTURES, AUGMENT_POLICIES, CHANNEL_CRITERIA,  # noqa: F401
+                                  EXPORT_FORMATS, FEATURE_SPACES, LOSS_NAMES, PRUNE_MODES,
+                                  PRUNING_SCHEDULES, STRATEGIES, UPDATE_MODES, UPSAMPLING_MODES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +68,9 @@ class ModelConfig(_Config):
       width: generator width (channels of the first feature map for dcgan, hidden units / 4 for mlp).
       discriminator_width: same for the discriminator.
       spectral_norm: spectral normalization on the discriminator's weights (Miyato et al. 2018).
+      upsample: how the dcgan generator upsamples: ``transpose`` (Conv2DTranspose) or a
+        resize-convolution, ``nearest`` / ``bilinear`` UpSampling2D then Conv2D (Odena et al. 2016,
+        "Deconvolution and Checkerboard Artifacts"), free of transpose-convolution checkerboards.
     """
 
     arch: str = "dcgan"
@@ -107,9 +80,11 @@ class ModelConfig(_Config):
     width: int = 64
     discriminator_width: int = 64
     spectral_norm: bool = False
+    upsample: str = "transpose"
 
     def __post_init__(self):
         _check_choice("arch", self.arch, ARCHITECTURES)
+        _check_choice("upsample", self.upsample, UPSAMPLING_MODES)
         _check(self.channels in (1, 3), f"channels={self.channels} must be 1 or 3")
         _check(self.latent_dim >= 1, f"latent_dim={self.latent_dim} must be positive")
         _check(self.width >= 4, f"width={self.width} must be at least 4")
@@ -132,6 +107,8 @@ class LossConfig(_Config):
       gradient_penalty_weight: lambda of ``wgan_gp`` (Gulrajani et al. 2017).
       l1: L1 weight regularization strength, on both networks' kernels.
       l2: L2 weight regularization strength, on both networks' kernels.
+      r1_weight: gamma of the R1 penalty gamma / 2 * ||grad_x D(x)||^2 on (augmented) real images
+        (Mescheder et al. 2018, "Which Training Methods for GANs do actually Converge?"); 0: off.
     """
 
     name: str = "non_saturating"
@@ -139,9 +116,11 @@ class LossConfig(_Config):
     gradient_penalty_weight: float = 10.0
     l1: float = 0.0
     l2: float = 0.0
+    r1_weight: float = 0.0
 
     def __post_init__(self):
         _check_choice("loss", self.name, LOSS_NAMES)
+        _check(self.r1_weight >= 0, f"r1_weight={self.r1_weight} must be >= 0")
         _check(self.clip_value > 0, f"clip_value={self.clip_value} must be positive")
         _check(self.gradient_penalty_weight >= 0,
                f"gradient_penalty_weight={self.gradient_penalty_weight} must be >= 0")
@@ -164,6 +143,13 @@ class TrainConfig(_Config):
       seed: seeds weights, noise and shuffling.
       deterministic: enable TensorFlow op determinism (bit-identical reruns on CPU).
       check_numerics: stop with `NonFiniteError` on a NaN/Inf loss or weight.
+      augment: differentiable augmentations of real and fake images in both updates, a tuple of
+        ``AUGMENT_POLICIES`` names (DiffAugment, Zhao et al. 2020); empty: off. Stored in the
+        canonical order color, translation, cutout (the order they are applied in).
+      update: ``alternating`` (n_critic discriminator updates, then a generator update with a new
+        generator pass) or ``simultaneous`` (the TensorFlow DCGAN tutorial's step: one generator
+        and one discriminator pass, both gradients from it, against the pre-update networks);
+        simultaneous needs n_critic 1 and no gradient penalty, R1 or weight clipping.
     """
 
     steps: int = 2000
@@ -179,8 +165,21 @@ class TrainConfig(_Config):
     seed: int = 0
     deterministic: bool = False
     check_numerics: bool = True
+    augment: Tuple[str, ...] = ()
+    update: str = "alternating"
 
     def __post_init__(self):
+        augment = (self.augment.replace(" ", "").split(",") if isinstance(self.augment, str)
+                   else list(self.augment))
+        augment = [name for name in augment if name]
+        for name in augment:
+            _check_choice("augment", name, AUGMENT_POLICIES)
+        _check(len(set(augment)) == len(augment), f"augment={augment} names a transform twice")
+        object.__setattr__(self, "augment", tuple(p for p in AUGMENT_POLICIES if p in augment))
+        _check_choice("update", self.update, UPDATE_MODES)
+        _check(self.update == "alternating" or self.n_critic == 1,
+               f"update='simultaneous' takes one discriminator pass per step, so it needs "
+               f"n_critic=1, not {self.n_critic}")
         _check(self.steps >= 1, f"steps={self.steps} must be positive")
         _check(self.n_critic >= 1, f"n_critic={self.n_critic} must be positive")
         _check(self.generator_lr > 0, f"generator_lr={self.generator_lr} must be positive")
@@ -398,3 +397,4 @@ class ChannelPruneConfig(_Config):
         _check(self.min_channels >= 1, f"min_channels={self.min_channels} must be positive")
         _check(self.channel_multiple >= 1,
                f"channel_multiple={self.channel_multiple} must be positive")
+

@@ -56,6 +56,7 @@ class PipelineConfig:
                f"{self.data.channels} images but the model makes {self.model.image_size}x"
                f"{self.model.image_size}x{self.model.channels}; use the same image size and "
                "channels")
+        check_update(self.loss, self.train)
 
     def to_dict(self, sections=None):
         """The JSON-able record of ``sections`` (default: all), as written to config.json."""
@@ -72,3 +73,19 @@ class PipelineConfig:
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+
+def check_update(loss_config, train_config):
+    """Raises `ConfigError` if ``train_config.update`` cannot train ``loss_config``'s objective.
+
+    The simultaneous step differentiates one discriminator pass for both networks, so it has no
+    place for a penalty that needs its own passes (WGAN-GP, R1) or for clipping between updates.
+    """
+    if train_config.update != "simultaneous":
+        return
+    needs = [reason for reason, present in (
+        ("the wgan_gp gradient penalty", loss_config.name == "wgan_gp"),
+        ("wasserstein weight clipping", loss_config.name == "wasserstein"),
+        (f"r1_weight={loss_config.r1_weight}", loss_config.r1_weight > 0)) if present]
+    _check(not needs, f"update='simultaneous' cannot train with {' and '.join(needs)}; use "
+           f"update='alternating' (or drop {' and '.join(needs)})")

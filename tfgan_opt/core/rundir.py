@@ -9,6 +9,7 @@ import os
 import shutil
 
 from tfgan_opt.core.artifacts import atomic_write_json, read_json, sweep_temporaries
+from tfgan_opt.core.config_base import with_absent_fields
 from tfgan_opt.core.errors import RunDirError
 from tfgan_opt.core.pipeline_config import COMPRESS_SECTIONS, TRAIN_SECTIONS
 from tfgan_opt.core.runlock import LOCK_FILE
@@ -71,13 +72,16 @@ def prepare_run_dir(run_dir, config, overwrite=False,
                                   f"(no config.json); {remedy}")
             _remove_run(run_dir)
         else:
-            old = read_run_config(run_dir)
+            # A setting added after this run was recorded means what the run was trained with,
+            # so a command that would now switch it on is another configuration, not a resume.
+            recorded = read_run_config(run_dir)
+            old = with_absent_fields(recorded)
             changed = _changed_keys(old, config)
             shrinks = _steps_shrink(run_dir, old, config)
             if (not changed or changed <= RESUMABLE_CHANGES) and not shrinks:
                 sweep_temporaries(run_dir)
-                if {**old, **config} != old:
-                    atomic_write_json(config_path, {**old, **config})
+                if {**recorded, **config} != recorded:  # a rerun that changes nothing writes nothing
+                    atomic_write_json(config_path, {**recorded, **config})
                 return True
             if shrinks and not overwrite and changed <= RESUMABLE_CHANGES:
                 raise RunDirError(shrinks)

@@ -2,7 +2,10 @@
 
 Generator: Dense -> BN -> LeakyReLU -> reshape to (s, s, 4w) with s = image_size / 4, then
 Conv2DTranspose(2w, stride 1) -> BN -> LeakyReLU -> Conv2DTranspose(w, stride 2) -> BN ->
-LeakyReLU -> Conv2DTranspose(channels, stride 2) -> tanh. Every layer has a stable name so that
+LeakyReLU -> Conv2DTranspose(channels, stride 2) -> tanh. With ``upsample`` ``nearest`` or
+``bilinear`` each Conv2DTranspose becomes a resize-convolution (Odena et al. 2016): stride 2 is
+UpSampling2D(2) (layer ``<name>_resize``) then Conv2D, stride 1 a Conv2D, under the same names, so
+the compression stages see an ordinary chain of Conv2D layers. Every layer has a stable name so that
 compression stages (BN folding, channel pruning) can find it.
 
 Discriminator: two strided Conv2D -> LeakyReLU blocks, flatten (layer ``features``), Dense(1).
@@ -42,15 +45,24 @@ def build_dcgan_generator_network(config, seed=None, sync_batch_norm=False):
     x = keras.layers.LeakyReLU(0.2, name="project_act")(x)
     x = keras.layers.Reshape((side, side, 4 * w), name="reshape")(x)
     for i, (filters, stride) in enumerate([(2 * w, 1), (w, 2)], start=1):
-        x = keras.layers.Conv2DTranspose(filters, _KERNEL, strides=stride, padding="same",
-                                         use_bias=False, kernel_initializer=_init(seed, i),
-                                         name=f"up{i}")(x)
+        x = _upsampling_conv(x, config.upsample, filters, stride, use_bias=False,
+                             kernel_initializer=_init(seed, i), name=f"up{i}")
         x = keras.layers.BatchNormalization(synchronized=sync_batch_norm, name=f"up{i}_bn")(x)
         x = keras.layers.LeakyReLU(0.2, name=f"up{i}_act")(x)
-    x = keras.layers.Conv2DTranspose(config.channels, _KERNEL, strides=2, padding="same",
-                                     kernel_initializer=_init(seed, 3), name="to_image")(x)
+    x = _upsampling_conv(x, config.upsample, config.channels, 2, use_bias=True,
+                         kernel_initializer=_init(seed, 3), name="to_image")
     image = keras.layers.Activation("tanh", name="tanh")(x)
     return keras.Model(z, image, name="dcgan_generator")
+
+
+def _upsampling_conv(x, upsample, filters, stride, name, **kwargs):
+    """A Conv2DTranspose of ``stride``, or its resize-convolution (see the module docstring)."""
+    if upsample == "transpose":
+        return keras.layers.Conv2DTranspose(filters, _KERNEL, strides=stride, padding="same",
+                                            name=name, **kwargs)(x)
+    if stride > 1:
+        x = keras.layers.UpSampling2D(stride, interpolation=upsample, name=f"{name}_resize")(x)
+    return keras.layers.Conv2D(filters, _KERNEL, padding="same", name=name, **kwargs)(x)
 
 
 def build_dcgan_discriminator_network(config, seed=None):

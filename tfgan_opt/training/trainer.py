@@ -1,14 +1,17 @@
 """The adversarial trainer: a `tf.GradientTape` loop inside `tf.function`, on `tf.data`.
 
-One training step is ``n_critic`` discriminator updates followed by one generator update. All the
-step's randomness (z for the discriminator and generator updates, the WGAN-GP interpolation weight)
-is drawn inside the input pipeline from stateless seeds derived from (seed, element index). That
+One training step is ``n_critic`` discriminator updates followed by one generator update
+(``update="alternating"``), or one pass whose gradients update both networks at once
+(``update="simultaneous"``, the TensorFlow DCGAN tutorial's step). All the step's randomness (z for
+the discriminator and generator updates, the WGAN-GP interpolation weight, the augmentation
+parameters) is drawn inside the input pipeline from stateless seeds derived from (seed, element index). That
 makes a run reproducible, lets a resumed run continue the noise stream, and means that under
 ``tf.distribute`` each replica gets exactly its slice of the noise one device would have drawn.
 
 Losses are per-example and reduced with ``tf.nn.compute_average_loss`` over the GLOBAL batch, and
 gradients are summed across replicas by the optimizer, so N replicas compute the same update as one
-device on the same global batch.
+device on the same global batch. The update math lives in `updates`, the noise in `noise`, the
+generator's moving average in `ema`.
 """
 
 import os
@@ -20,15 +23,15 @@ from absl import logging
 from tfgan_opt import losses as losses_lib
 from tfgan_opt.core.artifacts import sweep_temporaries
 from tfgan_opt.core.compat import keras
+from tfgan_opt.core.pipeline_config import check_update
 from tfgan_opt.core.errors import NonFiniteError
 from tfgan_opt.core.images import image_grid, save_image_grid
-from tfgan_opt.models.base import kernel_weights
-from tfgan_opt.training import checkpointing, distribute, interrupt
+from tfgan_opt.training import checkpointing, distribute, ema, interrupt, noise, updates
 
 SAMPLE_GRID_SIZE = 64
 
 
-class GANTrainer:
+class GANTrainer(updates.UpdateRules):
     """Trains a `Generator` against a `Discriminator`.
 
     Typical use::
@@ -63,6 +66,7 @@ class GANTrainer:
         self.loss_config = loss_config
         self.config = train_config
         self.loss = losses_lib.get_loss(loss_config.name)
+        check_update(loss_config, train_config)
         self.strategy = strategy or tf.distribute.get_strategy()
         self.callbacks = list(callbacks)
         self.is_chief = distribute.is_chief(self.strategy) if is_chief is None else is_chief
@@ -75,7 +79,8 @@ class GANTrainer:
                 train_config.discriminator_lr, beta_1=train_config.beta_1,
                 beta_2=train_config.beta_2)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-            self.ema_network = self._make_ema_network() if train_config.ema_decay else None
+            self.ema_network = (ema.make_ema_network(generator.network)
+                                if train_config.ema_decay else None)
             # Creating the slot variables now keeps tf.function from tracing the step twice.
             self.generator_optimizer.build(generator.trainable_variables)
             self.discriminator_optimizer.build(discriminator.trainable_variables)
@@ -149,24 +154,11 @@ class GANTrainer:
     # The step
 
     def _add_noise(self, dataset, start_step):
-        """Appends (z_d, z_g, alpha), seeded by element index, to each (images, labels) batch."""
-        latent_dim = self.generator.latent_dim
-        seed = self.config.seed
-        first_element = start_step * self.config.n_critic
-
-        def with_noise(index, batch):
-            images = batch[0]
-            size = tf.shape(images)[0]
-            seeds = tf.random.experimental.stateless_split(
-                tf.stack([tf.constant(seed, tf.int64), index]), 3)
-            z_d = tf.random.stateless_normal([size, latent_dim], seed=seeds[0])
-            z_g = tf.random.stateless_normal([size, latent_dim], seed=seeds[1])
-            alpha = tf.random.stateless_uniform([size], seed=seeds[2])
-            return {"images": images, "z_d": z_d, "z_g": z_g, "alpha": alpha}
-
-        return dataset.enumerate(start=first_element).map(
-            with_noise, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
-                tf.data.AUTOTUNE)
+        """(images, labels) batches -> dicts with the step's noise (see `noise.add_step_noise`)."""
+        return noise.add_step_noise(dataset, start_step, seed=self.config.seed,
+                                    latent_dim=self.generator.latent_dim,
+                                    n_critic=self.config.n_critic,
+                                    augment=bool(self.config.augment))
 
     def _distribute(self, dataset):
         # Every worker builds the whole global batch (and its noise) and keeps its replicas' slices:
@@ -178,71 +170,6 @@ class GANTrainer:
         # For the default strategy this returns the dataset as it is.
         return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
 
-    def _discriminator_step(self, batch):
-        real = batch["images"]
-        global_batch = tf.shape(real)[0] * self.strategy.num_replicas_in_sync
-        fake = self.generator(batch["z_d"], training=True)
-        with tf.GradientTape() as tape:
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(fake, training=True)
-            per_example = self.loss.discriminator_loss(real_logits, fake_logits)
-            metrics = {"d_adv_loss": tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)}
-            loss = metrics["d_adv_loss"]
-            if self.loss.gradient_penalty:
-                penalty = losses_lib.gradient_penalty(self.discriminator, real, fake,
-                                                      batch["alpha"])
-                metrics["gradient_penalty"] = tf.nn.compute_average_loss(
-                    penalty, global_batch_size=global_batch)
-                loss += self.loss_config.gradient_penalty_weight * metrics["gradient_penalty"]
-            loss += self._regularization(self.discriminator)
-        variables = self.discriminator.trainable_variables
-        self.discriminator_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        metrics["d_loss"] = loss
-        metrics["d_real_logit"] = tf.nn.compute_average_loss(tf.reshape(real_logits, [-1]),
-                                                             global_batch_size=global_batch)
-        metrics["d_fake_logit"] = tf.nn.compute_average_loss(tf.reshape(fake_logits, [-1]),
-                                                             global_batch_size=global_batch)
-        return metrics
-
-    def _generator_step(self, batch):
-        z = batch["z_g"]
-        global_batch = tf.shape(z)[0] * self.strategy.num_replicas_in_sync
-        with tf.GradientTape() as tape:
-            fake = self.generator(z, training=True)
-            fake_logits = self.discriminator(fake, training=self.train_discriminator)
-            per_example = self.loss.generator_loss(fake_logits)
-            metrics = {"g_adv_loss": tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)}
-            extra = self.extra_generator_losses(z, fake, global_batch)
-            metrics.update(extra)
-            loss = (self.adversarial_weight * metrics["g_adv_loss"]
-                    + tf.add_n([tf.constant(0.0)] + list(extra.values())))
-            loss += self._regularization(self.generator)
-        variables = self.generator.trainable_variables
-        self.generator_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        metrics["g_loss"] = loss
-        return metrics
-
-    def extra_generator_losses(self, z, fake_images, global_batch_size):
-        """Hook for subclasses: named scalar losses added to the generator's (e.g. distillation).
-
-        Runs inside the generator's tape, per replica. Returns a dict of name -> scalar already
-        reduced over ``global_batch_size`` (use ``tf.nn.compute_average_loss``).
-        """
-        del z, fake_images, global_batch_size
-        return {}
-
-    def _regularization(self, model):
-        if not (self.loss_config.l1 or self.loss_config.l2):
-            return tf.constant(0.0)
-        reg = losses_lib.weight_regularization(kernel_weights(model), self.loss_config.l1,
-                                               self.loss_config.l2)
-        return tf.nn.scale_regularization_loss(reg)
-
-    def _clip_discriminator(self):
-        clip = self.loss_config.clip_value
-        for variable in self.discriminator.trainable_variables:
-            variable.assign(tf.clip_by_value(variable, -clip, clip))
-
     def _build_step_fn(self):
         n_critic = self.config.n_critic
         strategy = self.strategy
@@ -253,6 +180,9 @@ class GANTrainer:
 
         @tf.function
         def step_fn(iterator):
+            if self.config.update == "simultaneous" and self.train_discriminator:
+                metrics = reduce(strategy.run(self._simultaneous_step, args=(next(iterator),)))
+                return self._finish_step(metrics)
             d_metrics = {}
             for _ in range(n_critic):  # unrolled: n_critic is a small Python int
                 batch = next(iterator)
@@ -262,16 +192,20 @@ class GANTrainer:
                 if self.loss.clip_weights:
                     self._clip_discriminator()
             g_metrics = reduce(strategy.run(self._generator_step, args=(batch,)))
-            if self.ema_network is not None:
-                self._update_ema()
-            self.step.assign_add(1)
-            metrics = {**d_metrics, **g_metrics}
-            if self.config.check_numerics:
-                metrics["all_finite"] = tf.reduce_all(
-                    [tf.reduce_all(tf.math.is_finite(v)) for v in metrics.values()])
-            return metrics
+            return self._finish_step({**d_metrics, **g_metrics})
 
         return step_fn
+
+    def _finish_step(self, metrics):
+        """EMA update, step count and the finiteness flag shared by both kinds of step."""
+        if self.ema_network is not None:
+            ema.update_ema(self.ema_network, self.generator.network, self.step,
+                           self.config.ema_decay)
+        self.step.assign_add(1)
+        if self.config.check_numerics:
+            metrics["all_finite"] = tf.reduce_all(
+                [tf.reduce_all(tf.math.is_finite(v)) for v in metrics.values()])
+        return metrics
 
     def _run_step(self, iterator, step, manager):
         if self._step_fn is None:
@@ -285,28 +219,6 @@ class GANTrainer:
                 + (f", last good checkpoint kept: {kept}" if kept else "")
                 + " (try a lower learning rate, another loss, or --check_numerics=false to debug)")
         return metrics
-
-    # ----------------------------------------------------------------------------------------
-    # EMA
-
-    def _make_ema_network(self):
-        network = self.generator.network
-        # Left trainable: it never enters a tape, and a frozen copy would be saved (and later
-        # loaded for pruning or QAT) as a generator that cannot be fine-tuned.
-        ema = keras.models.clone_model(network)
-        ema.set_weights(network.get_weights())
-        return ema
-
-    def _update_ema(self):
-        # Warm-up as in tf.train.ExponentialMovingAverage(num_updates=step): without it a 0.999
-        # average still holds 0.999**2000 = 13.5% of the random initial weights after 2000 steps.
-        step = tf.cast(self.step, tf.float32)
-        decay = tf.minimum(self.config.ema_decay, (1.0 + step) / (10.0 + step))
-        for ema_weight, weight in zip(self.ema_network.weights, self.generator.network.weights):
-            if ema_weight.dtype.is_floating:
-                ema_weight.assign(decay * ema_weight + (1.0 - decay) * weight)
-            else:  # step counters of pruning and quantization wrappers: copied, not averaged
-                ema_weight.assign(weight)
 
     # ----------------------------------------------------------------------------------------
     # Run directory: checkpoints, summaries, samples

@@ -2,7 +2,7 @@
 
 A *channel group* is a Dense/Conv2D/Conv2DTranspose (the producer) whose output reaches the next
 kernel layer (the consumer) through per-channel layers only (BatchNormalization, activations,
-Dropout) and at most one Reshape of a flat Dense output to (s, s, C). Removing channel c of a group
+Dropout, UpSampling2D) and at most one Reshape of a flat Dense output to (s, s, C). Removing channel c of a group
 deletes the producer's output c (kernel slice, bias, BN gamma, beta and moving statistics) and the
 consumer's input c. Dense -> Reshape((s, s, C)) is row-major, so channel c of the map is Dense
 units {p * C + c : p < s * s}. A producer whose output reaches the network output (the image) has
@@ -19,8 +19,9 @@ from tfgan_opt.models.surgery import KERNEL_LAYER_TYPES, inner_layer, kernel_var
 # Exact types (not isinstance): Conv2DTranspose and DepthwiseConv2D subclass Conv2D.
 KERNEL_TYPES = KERNEL_LAYER_TYPES
 # Layers that act on each channel separately, so a removed channel can simply be skipped there.
+# UpSampling2D (resize-convolution generators) repeats or interpolates each channel on its own.
 PER_CHANNEL_TYPES = (keras.layers.BatchNormalization, keras.layers.LeakyReLU, keras.layers.ReLU,
-                     keras.layers.Activation, keras.layers.Dropout)
+                     keras.layers.Activation, keras.layers.Dropout, keras.layers.UpSampling2D)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,14 @@
+"""The names of every interchangeable part, defined once: configs validate against them, flags
+offer them as choices, and each registry is keyed by them (tests/test_registries.py)."""
+
+ARCHITECTURES = ("dcgan", "mlp")
+LOSS_NAMES = ("non_saturating", "minimax", "wasserstein", "wgan_gp", "hinge")
+PRUNING_SCHEDULES = ("polynomial", "constant")
+PRUNE_MODES = ("finetune", "during")
+EXPORT_FORMATS = ("saved_model", "float32", "float16", "dynamic_range", "int8", "int8_float_io")
+CHANNEL_CRITERIA = ("l1", "bn_scale", "activation", "taylor")
+FEATURE_SPACES = ("auto", "classifier", "label_free", "inception")
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+UPSAMPLING_MODES = ("transpose", "nearest", "bilinear")
+AUGMENT_POLICIES = ("color", "translation", "cutout")
+UPDATE_MODES = ("alternating", "simultaneous")
