@@ -159,14 +159,14 @@ def test_float_files_report_their_float_ops(reports):
     assert reports["float16"]["float_ops"].count("DEQUANTIZE") >= 1  # float16 -> float32 weights
 
 
-def test_saved_model_signature_maps_z_to_images(reports, exported, generator):
+def test_saved_model_signature_maps_z_to_image(reports, exported, generator):
     report = reports["saved_model"]
     assert report["input_spec"] == {"shape": [None, LATENT_DIM], "dtype": "float32"}
     assert report["output_spec"] == {"shape": [None, 8, 8, 1], "dtype": "float32"}
     import tensorflow as tf
     signature = tf.saved_model.load(exported[1]["saved_model"]).signatures["serving_default"]
     z = np.random.default_rng(5).standard_normal((3, LATENT_DIM)).astype(np.float32)
-    np.testing.assert_allclose(signature(z=tf.constant(z))["images"].numpy(),
+    np.testing.assert_allclose(signature(z=tf.constant(z))["image"].numpy(),
                                _keras_images(generator, z), rtol=0, atol=1e-6)
 
 

@@ -25,7 +25,7 @@ from tfgan_opt.core.rundir import CONFIG_FILE, mark_stage_done, read_run_config,
 from tfgan_opt.evaluation import feature_spaces
 from tfgan_opt.evaluation import generators as generator_eval
 from tfgan_opt.export import tflite
-from tfgan_opt.pipeline import finetune, variants
+from tfgan_opt.pipeline import finetune, ship, variants
 from tfgan_opt.pipeline.report import write_pipeline_report
 from tfgan_opt.training import checkpointing, distribute
 from tfgan_opt.training.trainer import GANTrainer
@@ -221,13 +221,21 @@ def load_stage_generators(run_dir):
             if stage_done(run_dir, stage)}
 
 
+def _card_function(config):
+    """record -> the model card the export stage embeds in that variant's file."""
+    data_description = data_lib.describe_source(config.data)
+    return lambda record: ship.model_card(config, record, data_description)
+
+
 def export_stage(config, run_dir):
-    """Exports every variant to TFLite (and the dense SavedModel) and verifies each file."""
+    """Exports every variant to TFLite at batch 1, each with its model card (and the dense
+    SavedModel), and verifies each file by its signature."""
 
     def build(stage_dir):
         generators = load_stage_generators(run_dir)
         records = variants.variant_records(generators, config.export.formats)
-        records = variants.export_variants(records, generators, stage_dir, config.export)
+        records = variants.export_variants(records, generators, stage_dir, config.export,
+                                           card_for=_card_function(config))
         records = variants.verify_variants(records, generators, config.export)
         saved_model = tflite.export_saved_model(generators["dense"],
                                                 os.path.join(stage_dir, "saved_model"),
@@ -240,13 +248,16 @@ def export_stage(config, run_dir):
 
 
 def benchmark_stage(config, run_dir):
-    """File sizes and interleaved latency of every exported variant."""
+    """File sizes and interleaved latency of every exported variant (large-batch copies are
+    converted into ``benchmark/files/``)."""
 
     def build(stage_dir):
-        del stage_dir
+        generators = load_stage_generators(run_dir)
+        records = variants.export_benchmark_files(
+            stage_done(run_dir, variants.EXPORT)["variants"], generators,
+            os.path.join(stage_dir, variants.BENCHMARK_FILES_DIR), config.export)
         records = variants.benchmark_variants(
-            stage_done(run_dir, variants.EXPORT)["variants"], load_stage_generators(run_dir),
-            config.export.benchmark_batch, config.evaluation.benchmark_runs,
+            records, generators, config.export.benchmark_batch, config.evaluation.benchmark_runs,
             config.evaluation.benchmark_rounds)
         return {"variants": records}
 
@@ -299,6 +310,19 @@ def evaluate_stage(config, run_dir):
     return _run_stage(run_dir, variants.EVALUATE, build)
 
 
+def package_stage(config, run_dir):
+    """Writes ``<run_dir>/ship/``: the shipped variants' files, each with a model card carrying
+    the evaluate stage's measured quality, plus ``model_card.json`` and ``model_card.md``."""
+
+    def build(stage_dir):
+        del stage_dir
+        return ship.ship_variants(stage_done(run_dir, variants.EVALUATE),
+                                  load_stage_generators(run_dir), config,
+                                  os.path.join(run_dir, variants.SHIP_DIR), _card_function(config))
+
+    return _run_stage(run_dir, variants.PACKAGE, build)
+
+
 def report_stage(config, run_dir):
     """Writes ``report.md`` (tables, sample grids, size-vs-quality plot) and ``summary.json``."""
     del config
@@ -312,9 +336,9 @@ def report_stage(config, run_dir):
 
 def compress_run(config, *, run_dir, checked=False):
     """The stages after training: [channel pruning + recover ->] [prune + recover ->] QAT ->
-    export + verify -> benchmark -> evaluate -> report, on a run directory whose train stage is
-    done. ``config.channels`` None skips channel pruning; ``config.prune`` None skips weight
-    pruning (QAT of the dense or narrow generator).
+    export + verify -> benchmark -> evaluate -> package (ship/) -> report, on a run directory
+    whose train stage is done. ``config.channels`` None skips channel pruning; ``config.prune``
+    None skips weight pruning (QAT of the dense or narrow generator).
 
     ``checked``: the caller already ran `check_evaluation` (else it runs first here).
 
@@ -333,7 +357,7 @@ def compress_run(config, *, run_dir, checked=False):
         channels_stage(config, run_dir)
     if config.prune is not None:
         prune_stage(config, run_dir)
-    for stage in (qat_stage, export_stage, benchmark_stage, evaluate_stage):
+    for stage in (qat_stage, export_stage, benchmark_stage, evaluate_stage, package_stage):
         stage(config, run_dir)
     return report_stage(config, run_dir)["report"]
 

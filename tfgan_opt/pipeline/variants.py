@@ -21,9 +21,13 @@ from tfgan_opt.export import benchmark, tflite
 from tfgan_opt.export.litert import load_tflite_generator
 
 # Stages, in pipeline order; each writes <run_dir>/<stage>/stage.json when done.
-TRAIN, CHANNELS, PRUNE, QAT, EXPORT, BENCHMARK, EVALUATE, REPORT = (
-    "train", "channels", "prune", "qat", "export", "benchmark", "evaluate", "report")
-STAGES = (TRAIN, CHANNELS, PRUNE, QAT, EXPORT, BENCHMARK, EVALUATE, REPORT)
+TRAIN, CHANNELS, PRUNE, QAT, EXPORT, BENCHMARK, EVALUATE, PACKAGE, REPORT = (
+    "train", "channels", "prune", "qat", "export", "benchmark", "evaluate", "package", "report")
+STAGES = (TRAIN, CHANNELS, PRUNE, QAT, EXPORT, BENCHMARK, EVALUATE, PACKAGE, REPORT)
+# The package stage's output: only the files to deploy and their model cards (no stage.json).
+SHIP_DIR = "ship"
+# The benchmark stage's large-batch copies of every file (never shipped).
+BENCHMARK_FILES_DIR = "files"
 
 # Model keys -> the stage whose generator.keras holds that model.
 MODEL_STAGES = {"dense": TRAIN, "narrow": CHANNELS, "pruned": PRUNE, "qat": QAT}
@@ -47,6 +51,9 @@ DENSE_KERAS = "dense keras float32"  # the quality reference
 BASELINE = "dense float32"  # the size and speed reference
 DENSE_INT8 = "dense int8"
 DEPLOYED = "pruned+QAT int8"  # the file a phone ships: compressed, quantization-aware trained, int8
+# The variants copied into ship/, with their measured quality in the model card: the headline file
+# and its float-I/O twin (same network, float32 z and image, for apps that avoid int8 I/O code).
+SHIPPED = (DEPLOYED, "pruned+QAT int8 float-io")
 
 
 def variant_records(generators, formats, variants=DEFAULT_VARIANTS):
@@ -68,20 +75,35 @@ def model_macs(generators, model):
     return int(count_macs(generators[model])["macs"])
 
 
-def export_variants(records, generators, out_dir, export_config):
-    """Writes each TFLite variant at batch 1 (deployed) and batch 64 (benchmark only)."""
+def export_variants(records, generators, out_dir, export_config, card_for=None):
+    """Writes each TFLite variant at batch 1, the file a phone runs, into ``out_dir``.
+
+    ``card_for``: optional function record -> model card (dict) embedded in the file.
+    """
     records = [dict(record) for record in records]
     for record in records:
         if record["format"] == "keras":
             continue
-        generator = generators[record["model"]]
-        stem = os.path.join(out_dir, slug(record["name"]))
-        record["file"] = tflite.export_tflite(generator, stem + ".tflite", export_config,
-                                              record["format"])
-        if export_config.benchmark_batch:
-            record["file_large_batch"] = tflite.export_tflite(
-                generator, f"{stem}.b{export_config.benchmark_batch}.tflite", export_config,
-                record["format"], batch_size=export_config.benchmark_batch)
+        record["file"] = tflite.export_tflite(
+            generators[record["model"]], os.path.join(out_dir, slug(record["name"]) + ".tflite"),
+            export_config, record["format"], card=card_for(record) if card_for else None)
+    return records
+
+
+def export_benchmark_files(records, generators, out_dir, export_config):
+    """Writes each TFLite variant at ``export_config.benchmark_batch`` into ``out_dir`` (to time
+    it there) as ``file_large_batch``. Records that already name one keep it: runs exported before
+    these copies moved out of ``export/`` resume with the files their records point to."""
+    records = [dict(record) for record in records]
+    batch = export_config.benchmark_batch
+    for record in records:
+        if record["file"] is None or not batch or os.path.exists(
+                record.get("file_large_batch") or ""):
+            continue
+        record["file_large_batch"] = tflite.export_tflite(
+            generators[record["model"]],
+            os.path.join(out_dir, f"{slug(record['name'])}.b{batch}.tflite"), export_config,
+            record["format"], batch_size=batch)
     return records
 
 
