@@ -77,7 +77,7 @@ def test_shipped_card_carries_the_measured_quality_and_reads_back(shipped):
     assert (quality["frechet_distance"], quality["frechet_distance_dense_keras"],
             quality["frechet_distance_real_vs_real"]) == (2.5, 2.5, 0.3)
     assert quality["classes_covered"] == 9 and quality["psnr_db_vs_keras"] == 41.5
-    assert card["size"] == {"bytes": 9000, "gzip_bytes": 4000}
+    assert card["size"] == {"exported_bytes": 9000, "exported_gzip_bytes": 4000}
     assert "quality_note" not in card
     # The exported file keeps its export-time card: no numbers it could not know.
     exported = read_model_card(read_tflite(evaluated["variants"][1]["file"]))
@@ -104,7 +104,7 @@ def test_model_card_markdown_states_the_signature_and_pixels(shipped):
     assert re.search(r"\| `z` \| \[1, 4\] \| int8 \| int8, scale [0-9.e-]+, zero point -?\d+ \|",
                      text)
     assert "| `image` | [1, 8, 8, 1] | int8 | int8, scale 0.0078125, zero point 0 |" in text
-    assert "round((x + 1) * 127.5)" in text and "FD 2.5" in text
+    assert "round((x + 1) * 127.5)" in text and "FD 2.5;" in text and "41.5 dB" in text
 
 
 def test_a_shipped_file_that_computes_otherwise_is_refused(shipped):
@@ -119,19 +119,41 @@ def test_a_shipped_file_that_computes_otherwise_is_refused(shipped):
         ship.check_shipped_file(content, content, dict(card, name="changed"), z, "x.tflite")
 
 
+def _without_signatures(content):
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as schema
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
+    model.signatureDefs = None
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
 def test_export_without_named_signature_is_converted_again_when_shipped(shipped, tmp_path):
-    # A run exported before issue 12: its QAT file had no signature, the others said "images".
+    # A run exported before issue 12: its QAT files had no signature.
     evaluated, _, _ = shipped
-    import tensorflow as tf
     generator = build_generator(MODEL, seed=0)
     old = tmp_path / "old.tflite"
-    old.write_bytes(tf.lite.TFLiteConverter.from_keras_model(generator.network).convert())
+    old.write_bytes(_without_signatures(tflite.convert_tflite(generator, "int8", CONFIG.export)))
     record = dict(evaluated["variants"][1], file=str(old))
     out = ship.ship_variants(dict(evaluated, variants=[record]), {"qat": generator}, CONFIG,
                              str(tmp_path / "ship"), lambda r: ship.model_card(CONFIG, r, "d"))
     content = read_tflite(out["deployed"])
     tflite.check_signature(content, "shipped")
     assert read_model_card(content)["training_data"] == "d"  # the old file had no card
+
+
+def test_a_reconversion_that_differs_from_the_measured_file_is_refused(shipped, tmp_path):
+    evaluated, _, _ = shipped
+    generator = build_generator(MODEL, seed=0)
+    old = tmp_path / "old.tflite"  # float32, while the record says int8: another file
+    old.write_bytes(_without_signatures(tflite.convert_tflite(generator, "float32",
+                                                              CONFIG.export)))
+    record = dict(evaluated["variants"][1], file=str(old))
+    with pytest.raises(ModelFileError, match="rerun the export stage"):
+        ship.ship_variants(dict(evaluated, variants=[record]), {"qat": generator}, CONFIG,
+                           str(tmp_path / "ship"), lambda r: ship.model_card(CONFIG, r, "d"))
+    assert not os.path.exists(tmp_path / "ship")  # nothing half-written
 
 
 def _android_snippet():

@@ -20,7 +20,7 @@ from tfgan_opt.core.artifacts import atomic_directory
 from tfgan_opt.core.errors import ModelFileError
 from tfgan_opt.core.naming import slug
 from tfgan_opt.export import tflite
-from tfgan_opt.export.litert import read_tflite, run_signature
+from tfgan_opt.export.litert import TFLiteGenerator, read_tflite, run_signature
 from tfgan_opt.export.metadata import MODEL_CARD_NAME, embed_model_card, read_model_card
 from tfgan_opt.pipeline import variants
 
@@ -80,8 +80,10 @@ def with_measurements(card, record, evaluated):
         "features": "penultimate layer of a classifier trained on the real images "
                     f"(held-out accuracy {evaluated.get('classifier_accuracy')})",
         "num_real": evaluated.get("num_real")})
+    # Sizes and latency are the benchmark stage's, of the exported file (before this card).
     card = dict(card, quality=quality,
-                size={"bytes": record.get("bytes"), "gzip_bytes": record.get("gzip_bytes")},
+                size={"exported_bytes": record.get("bytes"),
+                      "exported_gzip_bytes": record.get("gzip_bytes")},
                 latency_ms=record.get("latency_ms"))
     card.pop("quality_note", None)
     return card
@@ -89,15 +91,23 @@ def with_measurements(card, record, evaluated):
 
 def _exported_content(record, generators, config):
     """The exported file of a shipped variant; an export made before signatures were named
-    (issue 12) is converted again from its model, with the same settings."""
+    (issue 12) is converted again from its model, with the same settings, and must compute the
+    same images as the file the evaluate stage measured."""
     content = read_tflite(record["file"])
     try:
         tflite.check_signature(content, record["file"])
+        return content
     except ModelFileError as error:
         logging.warning("%s; converting it again", error)
-        content = tflite.convert_tflite(generators[record["model"]], record["format"],
-                                        config.export)
-    return content
+    converted = tflite.convert_tflite(generators[record["model"]], record["format"], config.export)
+    z = tflite.verification_latents(config.model.latent_dim, config.export)
+    measured = TFLiteGenerator(content, batch_size=1)(z)
+    again, _ = run_signature(converted, z, tflite.SIGNATURE_KEY, tflite.INPUT_KEY,
+                             tflite.OUTPUT_KEY)
+    if not np.array_equal(measured, again):
+        raise ModelFileError(f"{record['file']} has no signature, and converting its model again "
+                             "gives another file; rerun the export stage (delete its folder)")
+    return converted
 
 
 def shipped_records(evaluated):
@@ -171,6 +181,10 @@ def ship_variants(evaluated, generators, config, ship_dir, card_for):
     return {"ship_dir": ship_dir, "files": files, "deployed": deployed, "checks": checks}
 
 
+def _round(value, digits=3):
+    return round(value, digits) if isinstance(value, float) else value
+
+
 def _tensor_line(name, tensor):
     quantization = tensor["quantization"]
     quant = (f"int8, scale {quantization['scale']:.6g}, zero point {quantization['zero_point']}"
@@ -199,12 +213,19 @@ def card_markdown(cards, deployed=None):
                   "| tensor | shape | dtype | quantization |", "|---|---|---|---|"]
         lines += [_tensor_line(n, t) for n, t in signature["inputs"].items()]
         lines += [_tensor_line(n, t) for n, t in signature["outputs"].items()]
-        quality = card.get("quality") or {}
-        lines += ["", "Measured quality (lower Frechet distance is better): "
-                  f"FD {quality.get('frechet_distance')}, dense Keras generator "
-                  f"{quality.get('frechet_distance_dense_keras')}, real vs real "
-                  f"{quality.get('frechet_distance_real_vs_real')}; classes covered "
-                  f"{quality.get('classes_covered')}; PSNR vs its Keras model "
-                  f"{quality.get('psnr_db_vs_keras')} dB. Size: {card['size']['bytes']} bytes "
-                  f"({card['size']['gzip_bytes']} gzipped).", ""]
+        quality = {k: _round(v) for k, v in (card.get("quality") or {}).items()}
+        training = card["training"]
+        latency = (card.get("latency_ms") or {}).get("b1_t1")
+        lines += ["", "Measured quality (Frechet distance in the features of a classifier trained "
+                  f"on the real images; lower is better): FD {quality.get('frechet_distance')}; "
+                  f"the dense Keras generator {quality.get('frechet_distance_dense_keras')}; real "
+                  f"vs real {quality.get('frechet_distance_real_vs_real')}. Classes covered: "
+                  f"{quality.get('classes_covered')}. PSNR against its own Keras model: "
+                  f"{quality.get('psnr_db_vs_keras')} dB. The GAN trained "
+                  f"{training['gan_steps']} steps; a compressed generator was fine-tuned up to "
+                  f"{training['recovery_steps'] + training['qat_steps']} steps more (recovery + "
+                  "QAT), so part of a difference from the dense generator can come from those "
+                  f"steps. Size before this card: {card['size']['exported_bytes']} bytes "
+                  f"({card['size']['exported_gzip_bytes']} gzipped); latency at batch 1, 1 "
+                  f"thread, on the machine that ran the pipeline: {_round(latency)} ms.", ""]
     return "\n".join(lines)
