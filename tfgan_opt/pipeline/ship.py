@@ -9,13 +9,13 @@ the signature is there, the card reads back equal, and the file runs by its sign
 files plus ``model_card.json`` (every card) and ``model_card.md`` (the same, for people).
 """
 
+import importlib.metadata
 import json
 import os
 
 import numpy as np
 from absl import logging
 
-import tfgan_opt
 from tfgan_opt.core.artifacts import atomic_directory
 from tfgan_opt.core.errors import ModelFileError
 from tfgan_opt.core.naming import slug
@@ -30,6 +30,13 @@ PIXELS = ("uint8 = round((x + 1) * 127.5), x being the image value in [-1, 1] (f
           "first x = scale * (q - zero_point))")
 _QUALITY_KEYS = ("frechet_distance", "kid_mean", "precision", "recall", "classes_covered",
                  "classifier_score", "num_fake")
+
+
+def _package_version():
+    try:
+        return importlib.metadata.version("tfgan_opt")
+    except importlib.metadata.PackageNotFoundError:  # imported from a checkout, not installed
+        return "unknown"
 
 
 def model_card(config, record, data_description):
@@ -47,7 +54,7 @@ def model_card(config, record, data_description):
     return {
         "card_version": CARD_VERSION,
         "name": f"tfgan_opt {model.arch} GAN generator ({record['name']})",
-        "version": f"tfgan_opt {tfgan_opt.__version__}",
+        "version": f"tfgan_opt {_package_version()}",
         "task": "unconditional image generation: one latent vector z in, one image out",
         "latent_prior": {"text": "z ~ N(0, I)", "distribution": "normal", "mean": 0.0,
                          "stddev": 1.0, "dims": model.latent_dim},
