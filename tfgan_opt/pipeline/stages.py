@@ -316,9 +316,11 @@ def package_stage(config, run_dir):
 
     def build(stage_dir):
         del stage_dir
-        return ship.ship_variants(stage_done(run_dir, variants.EVALUATE),
-                                  load_stage_generators(run_dir), config,
-                                  os.path.join(run_dir, variants.SHIP_DIR), _card_function(config))
+        evaluated = stage_done(run_dir, variants.EVALUATE)
+        return ship.ship_variants(
+            evaluated, load_stage_generators(run_dir), config,
+            os.path.join(run_dir, variants.SHIP_DIR),
+            lambda record: ship.model_card(config, record, evaluated["data"]))
 
     return _run_stage(run_dir, variants.PACKAGE, build)
 
