@@ -45,11 +45,10 @@ def shipped(tmp_path_factory):
         tflite.export_tflite(generator, path, CONFIG.export, fmt,
                              card=ship.model_card(CONFIG, _record(name, fmt, path), "digits test"))
         records.append(_record(name, fmt, path))
-    evaluated = {"variants": records, "floor": {"frechet_distance": 0.3},
+    evaluated = {"variants": records, "floor": {"frechet_distance": 0.3}, "data": "digits test",
                  "classifier_accuracy": 0.97, "num_real": 100}
     ship_dir = str(run_dir / "ship")
-    record = ship.ship_variants(evaluated, {"qat": generator}, CONFIG, ship_dir,
-                                lambda r: ship.model_card(CONFIG, r, "digits test"))
+    record = ship.ship_variants(evaluated, {"qat": generator}, CONFIG, ship_dir)
     return evaluated, record, ship_dir
 
 
@@ -136,8 +135,8 @@ def test_export_without_named_signature_is_converted_again_when_shipped(shipped,
     old = tmp_path / "old.tflite"
     old.write_bytes(_without_signatures(tflite.convert_tflite(generator, "int8", CONFIG.export)))
     record = dict(evaluated["variants"][1], file=str(old))
-    out = ship.ship_variants(dict(evaluated, variants=[record]), {"qat": generator}, CONFIG,
-                             str(tmp_path / "ship"), lambda r: ship.model_card(CONFIG, r, "d"))
+    out = ship.ship_variants(dict(evaluated, variants=[record], data="d"), {"qat": generator},
+                             CONFIG, str(tmp_path / "ship"))
     content = read_tflite(out["deployed"])
     tflite.check_signature(content, "shipped")
     assert read_model_card(content)["training_data"] == "d"  # the old file had no card
@@ -152,7 +151,7 @@ def test_a_reconversion_that_differs_from_the_measured_file_is_refused(shipped, 
     record = dict(evaluated["variants"][1], file=str(old))
     with pytest.raises(ModelFileError, match="rerun the export stage"):
         ship.ship_variants(dict(evaluated, variants=[record]), {"qat": generator}, CONFIG,
-                           str(tmp_path / "ship"), lambda r: ship.model_card(CONFIG, r, "d"))
+                           str(tmp_path / "ship"))
     assert not os.path.exists(tmp_path / "ship")  # nothing half-written
 
 

@@ -19,6 +19,7 @@ from absl import logging
 from tfgan_opt.core.artifacts import atomic_directory
 from tfgan_opt.core.errors import ModelFileError
 from tfgan_opt.core.naming import slug
+from tfgan_opt.data import describe_source
 from tfgan_opt.export import tflite
 from tfgan_opt.export.litert import TFLiteGenerator, read_tflite, run_signature
 from tfgan_opt.export.metadata import MODEL_CARD_NAME, embed_model_card, read_model_card
@@ -72,6 +73,13 @@ def model_card(config, record, data_description):
         "quality": None,
         "quality_note": "measured by the evaluate stage; the copies in ship/ carry the numbers",
     }
+
+
+def card_function(config, data_description=None):
+    """record -> `model_card` (``data_description`` None: read from the data source)."""
+    if data_description is None:
+        data_description = describe_source(config.data)
+    return lambda record: model_card(config, record, data_description)
 
 
 def with_measurements(card, record, evaluated):
@@ -145,7 +153,7 @@ def check_shipped_file(content, source, card, z, name):
     return delegate
 
 
-def ship_variants(evaluated, generators, config, ship_dir, card_for):
+def ship_variants(evaluated, generators, config, ship_dir):
     """Writes ``ship_dir`` (replaced atomically): shipped files with measured cards, plus cards.
 
     Args:
@@ -153,13 +161,13 @@ def ship_variants(evaluated, generators, config, ship_dir, card_for):
       generators: dict model key -> `Generator` (to re-convert pre-issue-12 exports).
       config: the `PipelineConfig`.
       ship_dir: output folder (``<run_dir>/ship``).
-      card_for: function record -> export-time card (used when a file carries none).
 
     Returns:
       The package record: ``ship_dir``, ``files`` (name -> path), ``deployed`` (the headline
       file's path or None) and ``checks`` (per file: signature, card, delegate).
     """
     cards, files, checks, deployed = {}, {}, {}, None
+    card_for = card_function(config, evaluated.get("data"))  # for files exported without a card
     z = tflite.verification_latents(config.model.latent_dim, config.export)
     with atomic_directory(ship_dir) as tmp_dir:
         for record in shipped_records(evaluated):

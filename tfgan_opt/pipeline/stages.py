@@ -221,21 +221,14 @@ def load_stage_generators(run_dir):
             if stage_done(run_dir, stage)}
 
 
-def _card_function(config):
-    """record -> the model card the export stage embeds in that variant's file."""
-    data_description = data_lib.describe_source(config.data)
-    return lambda record: ship.model_card(config, record, data_description)
-
-
 def export_stage(config, run_dir):
-    """Exports every variant to TFLite at batch 1, each with its model card (and the dense
-    SavedModel), and verifies each file by its signature."""
+    """Exports every variant to TFLite with its model card (and the SavedModel); verifies each."""
 
     def build(stage_dir):
         generators = load_stage_generators(run_dir)
         records = variants.variant_records(generators, config.export.formats)
         records = variants.export_variants(records, generators, stage_dir, config.export,
-                                           card_for=_card_function(config))
+                                           card_for=ship.card_function(config))
         records = variants.verify_variants(records, generators, config.export)
         saved_model = tflite.export_saved_model(generators["dense"],
                                                 os.path.join(stage_dir, "saved_model"),
@@ -248,20 +241,12 @@ def export_stage(config, run_dir):
 
 
 def benchmark_stage(config, run_dir):
-    """File sizes and interleaved latency of every exported variant (large-batch copies are
-    converted into ``benchmark/files/``)."""
+    """File sizes and interleaved latency of every variant (large-batch copies: benchmark/files)."""
 
-    def build(stage_dir):
-        generators = load_stage_generators(run_dir)
-        records = variants.export_benchmark_files(
-            stage_done(run_dir, variants.EXPORT)["variants"], generators,
-            os.path.join(stage_dir, variants.BENCHMARK_FILES_DIR), config.export)
-        records = variants.benchmark_variants(
-            records, generators, config.export.benchmark_batch, config.evaluation.benchmark_runs,
-            config.evaluation.benchmark_rounds)
-        return {"variants": records}
-
-    return _run_stage(run_dir, variants.BENCHMARK, build)
+    return _run_stage(run_dir, variants.BENCHMARK, lambda stage_dir: {
+        "variants": variants.benchmark_with_files(
+            stage_done(run_dir, variants.EXPORT)["variants"], load_stage_generators(run_dir),
+            os.path.join(stage_dir, variants.BENCHMARK_FILES_DIR), config)})
 
 
 def check_evaluation(config):
@@ -311,18 +296,10 @@ def evaluate_stage(config, run_dir):
 
 
 def package_stage(config, run_dir):
-    """Writes ``<run_dir>/ship/``: the shipped variants' files, each with a model card carrying
-    the evaluate stage's measured quality, plus ``model_card.json`` and ``model_card.md``."""
-
-    def build(stage_dir):
-        del stage_dir
-        evaluated = stage_done(run_dir, variants.EVALUATE)
-        return ship.ship_variants(
-            evaluated, load_stage_generators(run_dir), config,
-            os.path.join(run_dir, variants.SHIP_DIR),
-            lambda record: ship.model_card(config, record, evaluated["data"]))
-
-    return _run_stage(run_dir, variants.PACKAGE, build)
+    """Writes ``<run_dir>/ship/``: the files to deploy, with measured model cards (`ship`)."""
+    return _run_stage(run_dir, variants.PACKAGE, lambda stage_dir: ship.ship_variants(
+        stage_done(run_dir, variants.EVALUATE), load_stage_generators(run_dir), config,
+        os.path.join(run_dir, variants.SHIP_DIR)))
 
 
 def report_stage(config, run_dir):

@@ -107,6 +107,14 @@ def export_benchmark_files(records, generators, out_dir, export_config):
     return records
 
 
+def benchmark_with_files(records, generators, files_dir, config):
+    """`export_benchmark_files` into ``files_dir``, then `benchmark_variants` (``config``: the
+    `PipelineConfig`)."""
+    records = export_benchmark_files(records, generators, files_dir, config.export)
+    return benchmark_variants(records, generators, config.export.benchmark_batch,
+                              config.evaluation.benchmark_runs, config.evaluation.benchmark_rounds)
+
+
 def verify_variants(records, generators, export_config):
     """Runs each file in a fresh LiteRT interpreter and compares it with its Keras model."""
     records = [dict(record) for record in records]
