@@ -4,9 +4,13 @@
         --dataset=idx:../shared/data/mnist-t10k/t10k-images-idx3-ubyte.gz --out_dir=runs/mnist_eval
 
 Writes metrics.json, report.md and sample grids (PNG) to --out_dir. The real-vs-real floor and, for
-Keras generators, an untrained generator of the same architecture are evaluated alongside.
+Keras generators, an untrained generator of the same architecture are evaluated alongside. The model
+card embedded in each .tflite generator is printed first; with --print_card, only the cards:
+
+    python experiments/evaluate.py --print_card --generator=runs/digits/ship/pruned_qat_int8.tflite
 """
 
+import json
 import os
 
 import _cli
@@ -19,7 +23,9 @@ from tfgan_opt.core import rundir, runlock
 _flags.define_data_flags()
 flags.DEFINE_list("generator", None, "Generators to evaluate: run dirs, .keras, SavedModel dirs or "
                   ".tflite files (comma-separated).", required=True)
-flags.DEFINE_string("out_dir", None, "Output folder.", required=True)
+flags.DEFINE_string("out_dir", None, "Output folder (required unless --print_card).")
+flags.DEFINE_boolean("print_card", False, "Only print the model card embedded in each .tflite "
+                     "--generator, and exit.")
 flags.DEFINE_boolean("overwrite", False, "Replace an out_dir made with other settings.")
 flags.DEFINE_integer("num_samples", 10_000, "Generated samples per generator.")
 flags.DEFINE_string("cache_dir", None, "Feature-extractor cache (default: <out_dir>/feature_cache).")
@@ -48,13 +54,33 @@ def _check_generator_files(paths):
             read_tflite(path)
 
 
+def print_cards(paths):
+    """Prints the model card embedded in each ``.tflite`` file of ``paths`` (JSON)."""
+    from tfgan_opt.export.litert import read_tflite
+    from tfgan_opt.export.metadata import read_model_card
+    for path in paths:
+        if not path.endswith(".tflite"):
+            continue
+        card = read_model_card(read_tflite(path), path)
+        print(f"Model card of {path}:" if card else f"{path} has no model card.")
+        if card:
+            print(json.dumps(card, indent=1, sort_keys=True))
+
+
 def main(argv):
     del argv
+    if FLAGS.print_card:
+        _check_generator_files(FLAGS.generator)
+        print_cards(FLAGS.generator)
+        return
+    if FLAGS.out_dir is None:
+        raise _cli.usage_error("--out_dir is required (unless --print_card)")
     if FLAGS.num_samples < 2:
         raise _cli.usage_error(f"num_samples={FLAGS.num_samples} must be at least 2")
     data_config = _flags.data_config().replace(shuffle_buffer=0)
     evaluation = EvaluationConfig(features=FLAGS.features, inception_weights=FLAGS.inception_weights)
     _check_generator_files(FLAGS.generator)
+    print_cards(FLAGS.generator)
     from tfgan_opt import data  # imports TensorFlow: only once the flags are valid
     from tfgan_opt.evaluation import feature_spaces, generators
 

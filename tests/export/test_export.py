@@ -159,14 +159,14 @@ def test_float_files_report_their_float_ops(reports):
     assert reports["float16"]["float_ops"].count("DEQUANTIZE") >= 1  # float16 -> float32 weights
 
 
-def test_saved_model_signature_maps_z_to_images(reports, exported, generator):
+def test_saved_model_signature_maps_z_to_image(reports, exported, generator):
     report = reports["saved_model"]
     assert report["input_spec"] == {"shape": [None, LATENT_DIM], "dtype": "float32"}
     assert report["output_spec"] == {"shape": [None, 8, 8, 1], "dtype": "float32"}
     import tensorflow as tf
     signature = tf.saved_model.load(exported[1]["saved_model"]).signatures["serving_default"]
     z = np.random.default_rng(5).standard_normal((3, LATENT_DIM)).astype(np.float32)
-    np.testing.assert_allclose(signature(z=tf.constant(z))["images"].numpy(),
+    np.testing.assert_allclose(signature(z=tf.constant(z))["image"].numpy(),
                                _keras_images(generator, z), rtol=0, atol=1e-6)
 
 
@@ -305,3 +305,65 @@ def test_file_sizes_counts_raw_and_gzip_bytes(tmp_path, exported):
     assert sizes["bytes"] == 10_000 and 0 < sizes["gzip_bytes"] < 200
     directory = benchmark.file_sizes(exported[1]["saved_model"])
     assert directory["bytes"] > directory["gzip_bytes"] > 0
+
+
+def _signature_list(path):
+    from ai_edge_litert.interpreter import Interpreter
+    return Interpreter(model_path=path).get_signature_list()
+
+
+def test_every_tflite_file_has_the_serving_signature_z_to_image(exported, reports):
+    for fmt in tflite.TFLITE_FORMATS:
+        assert _signature_list(exported[1][fmt]) == {
+            "serving_default": {"inputs": ["z"], "outputs": ["image"]}}, fmt
+        assert reports[fmt]["signatures"] == {
+            "serving_default": {"inputs": ["z"], "outputs": ["image"]}}
+
+
+@pytest.mark.filterwarnings("ignore:Statistics for quantized inputs")
+def test_qat_files_keep_the_signature(tmp_path):
+    # A tfmot QAT model cannot be saved as a SavedModel; with the Keras model as the converter's
+    # trackable the converter silently dropped every signature (issue 12).
+    qat = _bn_free_qat_generator()
+    for fmt in ("int8", "int8_float_io"):
+        path = tflite.export_tflite(qat, str(tmp_path / f"{fmt}.tflite"), CONFIG, fmt)
+        assert _signature_list(path) == {
+            "serving_default": {"inputs": ["z"], "outputs": ["image"]}}, fmt
+
+
+def test_verification_refuses_a_file_without_the_signature(generator, tmp_path):
+    import tensorflow as tf
+    # The converter's own fallback path (no trackable holding the variables) for a QAT model
+    # writes no signature; a Keras model converted directly names it differently.
+    path = tmp_path / "unsigned.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(generator.network).convert())
+    with pytest.raises(ModelFileError, match=r"unsigned.tflite has no 'serving_default' "
+                                              r"signature 'z' -> 'image' \(signatures: "):
+        tflite.verify_tflite(str(path), generator, CONFIG)
+
+
+@pytest.mark.filterwarnings("ignore:Statistics for quantized inputs")
+def test_verification_refuses_a_qat_file_whose_signature_was_dropped(tmp_path):
+    import tensorflow as tf
+    qat = _bn_free_qat_generator()
+    spec = tf.TensorSpec([1, LATENT_DIM], tf.float32, name="z")
+    function = tf.function(lambda z: {"image": qat(z, training=False)}).get_concrete_function(spec)
+    path = tmp_path / "dropped.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions([function], qat).convert())
+    assert _signature_list(str(path)) == {}  # the converter's silent fallback, as reported
+    with pytest.raises(ModelFileError, match=r"\(signatures: none\)"):
+        tflite.verify_tflite(str(path), qat, CONFIG)
+
+
+def test_a_saved_model_exported_with_the_old_output_key_still_loads(generator, tmp_path):
+    import tensorflow as tf
+    from tfgan_opt.evaluation.generators import SavedModelGeneratorFunction
+    module = tf.Module()
+    module.generator_variables = list(generator.variables)
+    module.serve = tf.function(lambda z: {"images": generator(z, training=False)},
+                               input_signature=[tf.TensorSpec([None, LATENT_DIM], tf.float32,
+                                                              name="z")])
+    tf.saved_model.save(module, str(tmp_path / "old"), signatures={"serving_default": module.serve})
+    function = SavedModelGeneratorFunction(str(tmp_path / "old"))
+    z = np.random.default_rng(9).standard_normal((3, LATENT_DIM)).astype(np.float32)
+    np.testing.assert_allclose(function(z), _keras_images(generator, z), rtol=0, atol=1e-6)

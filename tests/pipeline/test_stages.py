@@ -24,7 +24,7 @@ CONFIG = PipelineConfig(
     prune=PruneConfig(target_sparsity=0.5, frequency=1), recovery=RecoveryConfig(steps=4),
     quantize=QuantizeConfig(steps=3),
     export=ExportConfig(formats=("float32", "int8"), representative_samples=8, verify_samples=4,
-                        benchmark_batch=0),
+                        benchmark_batch=2),
     evaluation=EvaluationConfig(num_samples=40, benchmark_runs=2, benchmark_rounds=1))
 
 
@@ -50,6 +50,23 @@ def test_pipeline_runs_every_stage_and_a_rerun_redoes_none(tmp_path):
     assert deployed["gzip_bytes"] < variants["dense float32"]["bytes"]
     assert np.isfinite(deployed["metrics"]["frechet_distance"])
     assert variants["dense float32"]["psnr_db"] > 60
+
+    # ship/ holds only the deployable file and its cards; benchmark copies live in benchmark/.
+    from ai_edge_litert.interpreter import Interpreter
+    from tfgan_opt.export.metadata import read_model_card
+    ship_dir = os.path.join(run_dir, "ship")
+    assert sorted(os.listdir(ship_dir)) == ["model_card.json", "model_card.md",
+                                            "pruned_qat_int8.tflite"]
+    shipped = os.path.join(ship_dir, "pruned_qat_int8.tflite")
+    assert Interpreter(model_path=shipped).get_signature_list() == {
+        "serving_default": {"inputs": ["z"], "outputs": ["image"]}}
+    card = read_model_card(open(shipped, "rb").read())
+    np.testing.assert_allclose(card["quality"]["frechet_distance"],
+                               deployed["metrics"]["frechet_distance"], rtol=1e-12)
+    assert not [f for f in os.listdir(os.path.join(run_dir, "export")) if ".b2." in f]
+    assert sorted(os.listdir(os.path.join(run_dir, "benchmark", "files"))) == [
+        "dense_float32.b2.tflite", "dense_int8.b2.tflite", "pruned_float32.b2.tflite",
+        "pruned_qat_int8.b2.tflite"]
 
     stamps = {s: os.path.getmtime(os.path.join(run_dir, s, "stage.json")) for s in STAGES}
     _run(run_dir)
@@ -143,10 +160,10 @@ def test_pipeline_on_an_unlabelled_folder_reports_every_label_free_metric(tmp_pa
 
 def test_stage_headers_number_the_stages_the_config_runs():
     assert stages.planned_stages(CONFIG) == ["train", "prune", "qat", "dense_extra", "export",
-                                             "benchmark", "evaluate", "report"]
-    assert stages._stage_label(CONFIG, "train") == "[1/8] train"
+                                             "benchmark", "evaluate", "package", "report"]
+    assert stages._stage_label(CONFIG, "train") == "[1/9] train"
     no_prune = CONFIG.replace(prune=None, evaluation=CONFIG.evaluation.replace(
         same_steps_reference=False))
     assert stages.planned_stages(no_prune) == ["train", "qat", "export", "benchmark",
-                                               "evaluate", "report"]
-    assert stages._stage_label(no_prune, "qat") == "[2/6] qat"
+                                               "evaluate", "package", "report"]
+    assert stages._stage_label(no_prune, "qat") == "[2/7] qat"

@@ -18,6 +18,7 @@ from tfgan_opt.core.errors import ModelFileError
 from tfgan_opt.core.naming import first_line, sample_latents, slug
 from tfgan_opt.core.images import save_image_grid
 from tfgan_opt.evaluation.markdown import quality_table, write_report
+from tfgan_opt.export.tflite import INPUT_KEY, LEGACY_OUTPUT_KEY, OUTPUT_KEY, SIGNATURE_KEY
 
 SAMPLE_GRID = 64
 
@@ -39,12 +40,17 @@ class KerasGeneratorFunction:
 
 
 class SavedModelGeneratorFunction:
-    """A SavedModel exported by `tfgan_opt.export` (signature z -> {"images"}) as a numpy function."""
+    """A SavedModel exported by `tfgan_opt.export` (signature z -> {"image"}) as a numpy function.
+
+    SavedModels exported before issue 12, whose output is named ``images``, load too.
+    """
 
     def __init__(self, path, batch_size=500):
-        self._signature = tf.saved_model.load(path).signatures["serving_default"]
-        z_spec = self._signature.structured_input_signature[1]["z"]
-        images_spec = self._signature.structured_outputs["images"]
+        self._signature = tf.saved_model.load(path).signatures[SIGNATURE_KEY]
+        z_spec = self._signature.structured_input_signature[1][INPUT_KEY]
+        outputs = self._signature.structured_outputs
+        self._output_key = OUTPUT_KEY if OUTPUT_KEY in outputs else LEGACY_OUTPUT_KEY
+        images_spec = outputs[self._output_key]
         self.latent_dim = int(z_spec.shape[-1])
         self.image_shape = tuple(int(d) for d in images_spec.shape[1:])
         self._fixed_batch = z_spec.shape[0]
@@ -58,7 +64,8 @@ class SavedModelGeneratorFunction:
             padded = np.zeros((self._batch_size, self.latent_dim), np.float32)
             padded[:len(chunk)] = chunk
             feed = padded if self._fixed_batch else chunk
-            out.append(self._signature(z=tf.constant(feed))["images"].numpy()[:len(chunk)])
+            images = self._signature(**{INPUT_KEY: tf.constant(feed)})[self._output_key]
+            out.append(images.numpy()[:len(chunk)])
         return np.concatenate(out, axis=0)
 
 

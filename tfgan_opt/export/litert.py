@@ -60,7 +60,9 @@ def describe_tflite(content):
       by a model input or a DEQUANTIZE writing a model output: the float32 I/O adapters of an
       integer model), and ``inputs`` / ``outputs`` (lists of dicts with ``name``, ``shape``,
       ``dtype`` as a lowercase string such as ``"int8"``, and ``step``: the quantization scale
-      of the tensor, or of the int8 tensor a DEQUANTIZE turned into it; 0.0 for float values).
+      of the tensor, or of the int8 tensor a DEQUANTIZE turned into it; 0.0 for float values;
+      ``scale`` and ``zero_point``: the tensor's own quantization, 0.0 and 0 if it has none), and
+      ``signatures`` (signature key -> ``{"inputs": [names], "outputs": [names]}``).
     """
     schema = _schema()
     op_names = _enum_names(schema.BuiltinOperator)
@@ -77,6 +79,19 @@ def describe_tflite(content):
             return 0.0
         return float(quantization.Scale(0))
 
+    def zero_point(index):
+        quantization = graph.Tensors(index).Quantization()
+        if quantization is None or quantization.ZeroPointLength() == 0:
+            return 0
+        return int(quantization.ZeroPoint(0))
+
+    signatures = {}
+    for i in range(model.SignatureDefsLength()):
+        signature = model.SignatureDefs(i)
+        signatures[signature.SignatureKey().decode()] = {
+            "inputs": [signature.Inputs(j).Name().decode() for j in range(signature.InputsLength())],
+            "outputs": [signature.Outputs(j).Name().decode()
+                        for j in range(signature.OutputsLength())]}
     graph_inputs = set(graph.InputsAsNumpy().tolist())
     graph_outputs = set(graph.OutputsAsNumpy().tolist())
     ops, float_ops, dequantized_from = [], [], {}
@@ -104,9 +119,10 @@ def describe_tflite(content):
         # A float output written by DEQUANTIZE carries the int8 tensor's rounding step.
         step = scale(index) or scale(dequantized_from.get(index, index))
         return {"name": tensor.Name().decode(), "shape": tensor.ShapeAsNumpy().tolist(),
-                "dtype": tensor_type(index).lower(), "step": step}
+                "dtype": tensor_type(index).lower(), "step": step, "scale": scale(index),
+                "zero_point": zero_point(index)}
 
-    return {"ops": ops, "float_ops": float_ops,
+    return {"ops": ops, "float_ops": float_ops, "signatures": signatures,
             "inputs": [tensor_info(t) for t in graph.InputsAsNumpy().tolist()],
             "outputs": [tensor_info(t) for t in graph.OutputsAsNumpy().tolist()]}
 
@@ -170,6 +186,42 @@ def dequantize(values, details):
     if not np.issubdtype(np.dtype(details["dtype"]), np.integer) or scale == 0:
         return np.asarray(values, dtype=np.float32)
     return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+def run_signature(content, z, signature_key, input_name, output_name, num_threads=None):
+    """Runs a generator file through one of its signatures, as an app calls it on a phone.
+
+    Inputs are quantized and outputs dequantized with the signature tensors' own scale and zero
+    point; samples go through at the file's own batch (the last chunk padded).
+
+    Args:
+      content: model bytes.
+      z: float32 [N, latent_dim].
+      signature_key: e.g. ``"serving_default"``.
+      input_name: the signature's latent input, e.g. ``"z"``.
+      output_name: the signature's image output, e.g. ``"image"``.
+      num_threads: CPU threads (None: LiteRT's default).
+
+    Returns:
+      ``(images, delegate)``: float32 [N, H, W, C] and the delegate (see `make_interpreter`).
+
+    Raises:
+      ValueError: the file has no such signature, input or output.
+    """
+    interpreter, delegate = make_interpreter(content, num_threads)
+    runner = interpreter.get_signature_runner(signature_key)
+    z_details = runner.get_input_details()[input_name]
+    image_details = runner.get_output_details()[output_name]
+    z = np.asarray(z, np.float32)
+    batch = int(z_details["shape"][0])
+    images = []
+    for start in range(0, len(z), batch):
+        chunk = z[start:start + batch]
+        padded = np.zeros((batch,) + z.shape[1:], np.float32)
+        padded[:len(chunk)] = chunk
+        output = runner(**{input_name: quantize(padded, z_details)})[output_name]
+        images.append(dequantize(output, image_details)[:len(chunk)])
+    return np.concatenate(images), delegate
 
 
 class TFLiteGenerator:

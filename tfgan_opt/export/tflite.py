@@ -6,12 +6,14 @@ TFLite files are converted from a concrete function with a FIXED batch
 (1 by default): a dynamic batch makes the converter keep SHAPE/STRIDED_SLICE/PACK ops in front of
 every RESHAPE and TRANSPOSE_CONV. A plain float network and a tfmot QAT network (fake-quant
 ``QuantizeWrapperV2`` layers) go through the same path; for the latter ``Optimize.DEFAULT`` turns
-the learned fake-quant ranges into an int8 model. (QAT of a Dense -> BatchNorm pair leaves a
+the learned fake-quant ranges into an int8 model. Every file has one signature, ``serving_default``:
+input ``z`` float32/int8 [batch, latent_dim] -> output ``image`` [batch, H, W, C]. (QAT of a Dense -> BatchNorm pair leaves a
 DEQUANTIZE -> QUANTIZE requantization of z in the int8 files; `verify_tflite` reports it in
 ``float_ops``. Folding BN into the layer before QAT avoids it.)
 
-Verification runs each file in a fresh LiteRT interpreter with the default XNNPACK delegate (what
-a phone runs) on seeded latents and compares with the Keras generator. PSNR uses the
+Verification runs each file by its signature in a fresh LiteRT interpreter with the default XNNPACK
+delegate (what a phone runs) on seeded latents and compares with the Keras generator; a file
+without the signature fails it. PSNR uses the
 peak-to-peak range 2.0 of images in [-1, 1].
 """
 
@@ -27,9 +29,10 @@ from tfgan_opt.core.errors import ModelFileError
 from tfgan_opt.core.naming import sample_latents
 from tfgan_opt.core.native_output import quiet_native_output
 from tfgan_opt.export.litert import (TFLiteGenerator, describe_tflite, load_tflite_generator,
-                                     read_tflite)
+                                     read_tflite, run_signature)
+from tfgan_opt.export.metadata import embed_model_card, read_model_card
 
-__all__ = ["TFLITE_FORMATS", "convert_tflite", "export_saved_model", "export_tflite",
+__all__ = ["TFLITE_FORMATS", "check_signature", "convert_tflite", "describe_signature", "export_saved_model", "export_tflite",
            "load_tflite_generator", "representative_latents", "verification_latents",
            "verify_saved_model", "verify_tflite"]
 
@@ -37,7 +40,9 @@ SAVED_MODEL_FORMAT = "saved_model"
 TFLITE_FORMATS = tuple(fmt for fmt in EXPORT_FORMATS if fmt != SAVED_MODEL_FORMAT)
 SIGNATURE_KEY = "serving_default"
 INPUT_KEY = "z"
-OUTPUT_KEY = "images"
+OUTPUT_KEY = "image"
+# The output key of SavedModels exported before issue 12; loaders still accept it.
+LEGACY_OUTPUT_KEY = "images"
 IMAGE_PEAK_TO_PEAK = 2.0
 _INT8_FORMATS = ("int8", "int8_float_io")
 
@@ -124,7 +129,12 @@ def make_converter(generator, fmt, config, batch_size=1, sparse=False):
         raise ValueError(f"batch_size={batch_size} must be positive")
     spec = tf.TensorSpec([batch_size, generator.latent_dim], tf.float32, name=INPUT_KEY)
     function = _generate_function(generator).get_concrete_function(spec)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], generator)
+    # The trackable must hold the variables for the signature to survive: given a tfmot QAT Keras
+    # model (which cannot be saved as a SavedModel), the converter silently falls back to a path
+    # that drops every signature. A plain module holding the variables works for every model.
+    variables = tf.Module()
+    variables.generator_variables = list(generator.variables)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], variables)
     latents = representative_latents(generator.latent_dim, config)
     # Whole batches only; np.resize repeats the samples when there are fewer than one batch.
     batches = max(1, len(latents) // batch_size)
@@ -148,9 +158,16 @@ def convert_tflite(generator, fmt, config, batch_size=1, sparse=False):
         return converter.convert()
 
 
-def export_tflite(generator, path, config, fmt, *, batch_size=1, sparse=False):
-    """Converts a generator to ``fmt`` and writes the file atomically; returns ``path``."""
+def export_tflite(generator, path, config, fmt, *, batch_size=1, sparse=False, card=None):
+    """Converts a generator to ``fmt`` and writes the file atomically; returns ``path``.
+
+    ``card``: optional JSON-serializable dict embedded as the file's model card
+    (`tfgan_opt.export.metadata`), with its ``signature`` entry set from the converted file
+    (`describe_signature`).
+    """
     content = convert_tflite(generator, fmt, config, batch_size, sparse)
+    if card is not None:
+        content = embed_model_card(content, dict(card, signature=describe_signature(content)))
     atomic_write_bytes(path, content)
     logging.debug("Exported %s TFLite generator (batch %d%s): %s, %d bytes", fmt, batch_size,
                  ", sparse" if sparse else "", path, len(content))
@@ -158,9 +175,9 @@ def export_tflite(generator, path, config, fmt, *, batch_size=1, sparse=False):
 
 
 def export_saved_model(generator, path, config, *, batch_size=1, sparse=False):
-    """Writes a SavedModel whose ``serving_default`` maps z -> {"images": ...}.
+    """Writes a SavedModel whose ``serving_default`` maps z -> {"image": ...}.
 
-    The signature takes z float32 [None, latent_dim] and returns ``images`` float32
+    The signature takes z float32 [None, latent_dim] and returns ``image`` float32
     [None, H, W, C] in [-1, 1]. ``batch_size`` and ``sparse`` only concern TFLite files: the
     SavedModel keeps a dynamic batch and dense weights. ``config`` is unused.
 
@@ -196,8 +213,38 @@ def _compare(reference, images, expected_shape):
             "mean_abs_error": float(np.mean(np.abs(error)))}
 
 
+def check_signature(content, name):
+    """Raises `ModelFileError` unless the file's ``serving_default`` signature maps z -> image."""
+    signatures = describe_tflite(content)["signatures"]
+    expected = {"inputs": [INPUT_KEY], "outputs": [OUTPUT_KEY]}
+    if signatures.get(SIGNATURE_KEY) != expected:
+        found = ", ".join(f"{key}: {s['inputs']} -> {s['outputs']}" for key, s in signatures.items())
+        raise ModelFileError(f"{name} has no {SIGNATURE_KEY!r} signature {INPUT_KEY!r} -> "
+                             f"{OUTPUT_KEY!r} (signatures: {found or 'none'}); export it with "
+                             "tfgan_opt.export.tflite.export_tflite")
+
+
+def describe_signature(content):
+    """The ``serving_default`` signature of a file as a model card states it.
+
+    Returns:
+      ``{"key": "serving_default", "inputs": {"z": tensor}, "outputs": {"image": tensor}}`` where
+      each tensor is ``{"shape", "dtype", "quantization"}``, ``quantization`` being
+      ``{"scale", "zero_point"}`` (real = scale * (q - zero_point)) or None for float tensors.
+    """
+    info = describe_tflite(content)
+
+    def tensor(details):
+        quantization = ({"scale": details["scale"], "zero_point": details["zero_point"]}
+                        if details["scale"] else None)
+        return {"shape": details["shape"], "dtype": details["dtype"], "quantization": quantization}
+
+    return {"key": SIGNATURE_KEY, "inputs": {INPUT_KEY: tensor(info["inputs"][0])},
+            "outputs": {OUTPUT_KEY: tensor(info["outputs"][0])}}
+
+
 def verify_tflite(path, generator, config):
-    """Runs a ``.tflite`` file as a phone would and compares it with the Keras generator.
+    """Runs a ``.tflite`` file by its signature as a phone would and compares it with Keras.
 
     Args:
       path: ``.tflite`` file.
@@ -211,25 +258,30 @@ def verify_tflite(path, generator, config):
       ``mean_abs_error`` against Keras on the same latents; ``delegate`` (``"XNNPACK"`` or
       ``"none (XNNPACK failed: <reason>)"``); ``ops``; ``float_ops`` (ops computing in float,
       QUANTIZE/DEQUANTIZE at the model's edges excepted) and ``num_float_ops``;
-      ``input_dtype``, ``output_dtype``, ``input_shape``; ``bytes``.
+      ``input_dtype``, ``output_dtype``, ``input_shape``; ``bytes``; ``signatures`` (see
+      `describe_tflite`); ``model_card`` (the embedded card read back, or None).
 
     Raises:
-      ModelFileError: ``path`` is missing or is not a TFLite model.
+      ModelFileError: ``path`` is missing, is not a TFLite model, has no ``serving_default``
+        signature z -> image, or has a model card that does not parse.
     """
     content = read_tflite(path)
-    runner = TFLiteGenerator(content, batch_size=1, name=str(path))  # parses it: fails first
+    TFLiteGenerator(content, batch_size=1, name=str(path))  # parses it: a bad file fails first
+    check_signature(content, path)
     info = describe_tflite(content)
     z = verification_latents(generator.latent_dim, config)
-    report = _compare(_keras_images(generator, z), runner(z), tuple(generator.image_shape))
+    images, delegate = run_signature(content, z, SIGNATURE_KEY, INPUT_KEY, OUTPUT_KEY)
+    report = _compare(_keras_images(generator, z), images, tuple(generator.image_shape))
     slack = info["outputs"][0]["step"]
     report.update(
         range_slack=slack, in_range=report["min"] >= -1 - slack and report["max"] <= 1 + slack,
-        delegate=runner.delegate, ops=info["ops"], float_ops=info["float_ops"],
+        delegate=delegate, ops=info["ops"], float_ops=info["float_ops"],
         num_float_ops=len(info["float_ops"]), input_dtype=info["inputs"][0]["dtype"],
         output_dtype=info["outputs"][0]["dtype"], input_shape=info["inputs"][0]["shape"],
-        bytes=len(content))
+        bytes=len(content), signatures=info["signatures"],
+        model_card=read_model_card(content, path))
     logging.info("Verified %s: PSNR %.1f dB, max error %.4f, delegate %s, %d float ops", path,
-                 report["psnr_db"], report["max_abs_error"], runner.delegate,
+                 report["psnr_db"], report["max_abs_error"], delegate,
                  report["num_float_ops"])
     return report
 
@@ -245,10 +297,10 @@ def verify_saved_model(path, generator, config):
     Returns:
       A dict with the keys of `verify_tflite`'s comparison (``output_shape``, ``shape_ok``,
       ``min``, ``max``, ``in_range``, ``psnr_db``, ``max_abs_error``, ``mean_abs_error``) and
-      ``input_spec`` / ``output_spec`` (shape and dtype of ``z`` and ``images``).
+      ``input_spec`` / ``output_spec`` (shape and dtype of ``z`` and ``image``).
 
     Raises:
-      ModelFileError: ``path`` is not a SavedModel with a ``serving_default`` z -> images
+      ModelFileError: ``path`` is not a SavedModel with a ``serving_default`` z -> image
         signature.
     """
     try:
@@ -260,7 +312,7 @@ def verify_saved_model(path, generator, config):
     outputs = signature.structured_outputs
     if set(inputs) != {INPUT_KEY} or set(outputs) != {OUTPUT_KEY}:
         raise ModelFileError(f"{path}: signature {SIGNATURE_KEY!r} maps {sorted(inputs)} -> "
-                             f"{sorted(outputs)}, expected ['z'] -> ['images']")
+                             f"{sorted(outputs)}, expected ['z'] -> ['image']")
     z = verification_latents(generator.latent_dim, config)
     images = signature(**{INPUT_KEY: tf.constant(z)})[OUTPUT_KEY].numpy()
     report = _compare(_keras_images(generator, z), images, tuple(generator.image_shape))

@@ -7,7 +7,8 @@ from tfgan_opt.core.artifacts import atomic_write_json
 from tfgan_opt.core.rundir import stage_done
 from tfgan_opt.evaluation import markdown
 from tfgan_opt.pipeline.variants import (BASELINE, CHANNELS, DENSE_EXTRA, DENSE_INT8, DENSE_KERAS,
-                                         DENSE_SAME_STEPS, DEPLOYED, EVALUATE, PRUNE, QAT, TRAIN)
+                                         DENSE_SAME_STEPS, DEPLOYED, EVALUATE, PACKAGE, PRUNE, QAT,
+                                         TRAIN)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,6 +212,9 @@ def write_pipeline_report(run_dir, targets=DeploymentTargets(), extra_steps=None
         extra_steps = (stage_done(run_dir, DENSE_EXTRA) or {}).get("extra_steps")
     variants = evaluated["variants"]
     head = headline(evaluated, {"dense": trained["steps"], "extra": extra_steps})
+    package = stage_done(run_dir, PACKAGE)
+    if head and package and package.get("deployed"):
+        head["file"] = package["deployed"]  # the ship/ copy, with its measured model card
     atomic_write_json(os.path.join(run_dir, "summary.json"), {"headline": head,
                                                               "variants": variants})
     same_steps = [(f"{v['name']} (no file)", _fd(v)) for v in variants

@@ -23,7 +23,7 @@ from tfgan_opt.core.rundir import mark_stage_done, stage_done
 from tfgan_opt.evaluation import feature_spaces
 from tfgan_opt.evaluation import generators as generator_eval
 from tfgan_opt.export import tflite
-from tfgan_opt.pipeline import finetune, reference, variants
+from tfgan_opt.pipeline import finetune, reference, ship, variants
 # The scripts' entry points, checks run before a run directory is touched:
 from tfgan_opt.pipeline.checks import (check_evaluation, check_run_models,  # noqa: F401
                                        check_train_checkpoints)
@@ -36,8 +36,8 @@ SAMPLE_GRID = 64
 
 
 def planned_stages(config):
-    """The stages ``config`` runs, in order: train, [channels], [prune], qat, export, benchmark,
-    evaluate, report (`variants.STAGES` less the switched-off sections)."""
+    """The stages ``config`` runs, in order: train, [channels], [prune], qat, [dense_extra], export,
+    benchmark, evaluate, package, report (`variants.STAGES` less the switched-off sections)."""
     off = {variants.CHANNELS: config.channels is None, variants.PRUNE: config.prune is None,
            variants.DENSE_EXTRA: not config.evaluation.same_steps_reference
            or reference.extra_steps(config) == 0}
@@ -255,12 +255,13 @@ def load_stage_generators(run_dir):
 
 
 def export_stage(config, run_dir):
-    """Exports every variant to TFLite (and the dense SavedModel) and verifies each file."""
+    """Exports every variant to TFLite with its model card (and the SavedModel); verifies each."""
 
     def build(stage_dir):
         generators = load_stage_generators(run_dir)
         records = variants.variant_records(generators, config.export.formats)
-        records = variants.export_variants(records, generators, stage_dir, config.export)
+        records = variants.export_variants(records, generators, stage_dir, config.export,
+                                           card_for=ship.card_function(config))
         records = variants.verify_variants(records, generators, config.export)
         saved_model = tflite.export_saved_model(generators["dense"],
                                                 os.path.join(stage_dir, "saved_model"),
@@ -273,17 +274,12 @@ def export_stage(config, run_dir):
 
 
 def benchmark_stage(config, run_dir):
-    """File sizes and interleaved latency of every exported variant."""
+    """File sizes and interleaved latency of every variant (large-batch copies: benchmark/files)."""
 
-    def build(stage_dir):
-        del stage_dir
-        records = variants.benchmark_variants(
+    return _run_stage(config, run_dir, variants.BENCHMARK, lambda stage_dir: {
+        "variants": variants.benchmark_with_files(
             stage_done(run_dir, variants.EXPORT)["variants"], load_stage_generators(run_dir),
-            config.export.benchmark_batch, config.evaluation.benchmark_runs,
-            config.evaluation.benchmark_rounds)
-        return {"variants": records}
-
-    return _run_stage(config, run_dir, variants.BENCHMARK, build)
+            os.path.join(stage_dir, variants.BENCHMARK_FILES_DIR), config)})
 
 
 def evaluate_stage(config, run_dir):
@@ -321,6 +317,13 @@ def evaluate_stage(config, run_dir):
     return _run_stage(config, run_dir, variants.EVALUATE, build)
 
 
+def package_stage(config, run_dir):
+    """Writes ``<run_dir>/ship/``: the files to deploy, with measured model cards (`ship`)."""
+    return _run_stage(config, run_dir, variants.PACKAGE, lambda stage_dir: ship.ship_variants(
+        stage_done(run_dir, variants.EVALUATE), load_stage_generators(run_dir), config,
+        os.path.join(run_dir, variants.SHIP_DIR)))
+
+
 def report_stage(config, run_dir):
     """Writes ``report.md`` (tables, sample grids, size-vs-quality plot) and ``summary.json``."""
     def build(stage_dir):
@@ -333,9 +336,10 @@ def report_stage(config, run_dir):
 
 def compress_run(config, *, run_dir, checked=False):
     """The stages after training: [channel pruning + recover ->] [prune + recover ->] QAT ->
-    [dense same-steps reference ->] export + verify -> benchmark -> evaluate -> report, on a run
-    directory whose train stage is done. ``config.channels`` None skips channel pruning; ``config.prune`` None skips weight
-    pruning (QAT of the dense or narrow generator).
+    [dense same-steps reference ->] export + verify -> benchmark -> evaluate -> package (ship/)
+    -> report, on a run directory whose train stage is done. ``config.channels`` None skips
+    channel pruning; ``config.prune`` None skips weight pruning (QAT of the dense or narrow
+    generator).
 
     ``checked``: the caller already ran `check_evaluation` (else it runs first here).
 
@@ -357,7 +361,7 @@ def compress_run(config, *, run_dir, checked=False):
     qat_stage(config, run_dir)
     if variants.DENSE_EXTRA in planned_stages(config):
         dense_extra_stage(config, run_dir)
-    for stage in (export_stage, benchmark_stage, evaluate_stage):
+    for stage in (export_stage, benchmark_stage, evaluate_stage, package_stage):
         stage(config, run_dir)
     return report_stage(config, run_dir)["report"]
 

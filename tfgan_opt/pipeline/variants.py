@@ -21,9 +21,14 @@ from tfgan_opt.export import benchmark, tflite
 from tfgan_opt.export.litert import load_tflite_generator
 
 # Stages, in pipeline order; each writes <run_dir>/<stage>/stage.json when done.
-TRAIN, CHANNELS, PRUNE, QAT, DENSE_EXTRA, EXPORT, BENCHMARK, EVALUATE, REPORT = (
-    "train", "channels", "prune", "qat", "dense_extra", "export", "benchmark", "evaluate", "report")
-STAGES = (TRAIN, CHANNELS, PRUNE, QAT, DENSE_EXTRA, EXPORT, BENCHMARK, EVALUATE, REPORT)
+TRAIN, CHANNELS, PRUNE, QAT, DENSE_EXTRA, EXPORT, BENCHMARK, EVALUATE, PACKAGE, REPORT = (
+    "train", "channels", "prune", "qat", "dense_extra", "export", "benchmark", "evaluate",
+    "package", "report")
+STAGES = (TRAIN, CHANNELS, PRUNE, QAT, DENSE_EXTRA, EXPORT, BENCHMARK, EVALUATE, PACKAGE, REPORT)
+# The package stage's output: only the files to deploy and their model cards (no stage.json).
+SHIP_DIR = "ship"
+# The benchmark stage's large-batch copies of every file (never shipped).
+BENCHMARK_FILES_DIR = "files"
 
 # Model keys -> the stage whose generator.keras holds that model.
 MODEL_STAGES = {"dense": TRAIN, "narrow": CHANNELS, "pruned": PRUNE, "qat": QAT,
@@ -52,6 +57,9 @@ DENSE_SAME_STEPS = "dense same-steps keras float32"
 BASELINE = "dense float32"  # the size and speed reference
 DENSE_INT8 = "dense int8"
 DEPLOYED = "pruned+QAT int8"  # the file a phone ships: compressed, quantization-aware trained, int8
+# The variants copied into ship/, with their measured quality in the model card: the headline file
+# and its float-I/O twin (same network, float32 z and image, for apps that avoid int8 I/O code).
+SHIPPED = (DEPLOYED, "pruned+QAT int8 float-io")
 
 
 def variant_records(generators, formats, variants=DEFAULT_VARIANTS):
@@ -73,25 +81,46 @@ def model_macs(generators, model):
     return int(count_macs(generators[model])["macs"])
 
 
-def export_variants(records, generators, out_dir, export_config):
-    """Writes each TFLite variant at batch 1 (deployed) and batch 64 (benchmark only)."""
+def export_variants(records, generators, out_dir, export_config, card_for=None):
+    """Writes each TFLite variant at batch 1, the file a phone runs, into ``out_dir``.
+
+    ``card_for``: optional function record -> model card (dict) embedded in the file.
+    """
     records = [dict(record) for record in records]
     for record in records:
         if record["format"] == "keras":
             continue
-        generator = generators[record["model"]]
-        stem = os.path.join(out_dir, slug(record["name"]))
-        record["file"] = tflite.export_tflite(generator, stem + ".tflite", export_config,
-                                              record["format"])
-        if export_config.benchmark_batch:
-            record["file_large_batch"] = tflite.export_tflite(
-                generator, f"{stem}.b{export_config.benchmark_batch}.tflite", export_config,
-                record["format"], batch_size=export_config.benchmark_batch)
-        logging.debug("Exported %s: %s (%.1f KiB)%s", record["name"], record["file"],
-                     os.path.getsize(record["file"]) / 1024,
-                     " + a batch-%d benchmark copy" % export_config.benchmark_batch
-                     if export_config.benchmark_batch else "")
+        record["file"] = tflite.export_tflite(
+            generators[record["model"]], os.path.join(out_dir, slug(record["name"]) + ".tflite"),
+            export_config, record["format"], card=card_for(record) if card_for else None)
+        logging.debug("Exported %s: %s (%.1f KiB)", record["name"], record["file"],
+                      os.path.getsize(record["file"]) / 1024)
     return records
+
+
+def export_benchmark_files(records, generators, out_dir, export_config):
+    """Writes each TFLite variant at ``export_config.benchmark_batch`` into ``out_dir`` (to time
+    it there) as ``file_large_batch``. Records that already name one keep it: runs exported before
+    these copies moved out of ``export/`` resume with the files their records point to."""
+    records = [dict(record) for record in records]
+    batch = export_config.benchmark_batch
+    for record in records:
+        if record["file"] is None or not batch or os.path.exists(
+                record.get("file_large_batch") or ""):
+            continue
+        record["file_large_batch"] = tflite.export_tflite(
+            generators[record["model"]],
+            os.path.join(out_dir, f"{slug(record['name'])}.b{batch}.tflite"), export_config,
+            record["format"], batch_size=batch)
+    return records
+
+
+def benchmark_with_files(records, generators, files_dir, config):
+    """`export_benchmark_files` into ``files_dir``, then `benchmark_variants` (``config``: the
+    `PipelineConfig`)."""
+    records = export_benchmark_files(records, generators, files_dir, config.export)
+    return benchmark_variants(records, generators, config.export.benchmark_batch,
+                              config.evaluation.benchmark_runs, config.evaluation.benchmark_rounds)
 
 
 def verify_variants(records, generators, export_config):
