@@ -196,7 +196,7 @@ def _following_layers(network, layer):
             if any(t is layer.output for t in tf.nest.flatten(other.input))]
 
 
-def _match_statistics(network, reference, consumer, latents):
+def _match_statistics(network, reference, consumer, latents, kept_out):
     """Re-estimates the BN after ``consumer``, or else matches its per-channel output mean and
     std to ``reference``'s with a kernel scale and a bias; in place. Returns what was done."""
     layer = network.get_layer(consumer)
@@ -209,6 +209,10 @@ def _match_statistics(network, reference, consumer, latents):
     if not getattr(layer, "use_bias", False):
         return None
     target = _flat_outputs(reference, consumer, latents)
+    if kept_out is not None:  # the consumer lost output channels too
+        target = target[:, kept_out]
+    if target.shape != outputs.shape:
+        return None
     std = outputs.std(axis=0)
     scale = np.where(std > 1e-6, target.std(axis=0) / np.maximum(std, 1e-6), 1.0)
     kernel = layer.pointwise_kernel if type(layer) is keras.layers.SeparableConv2D else layer.kernel
@@ -221,7 +225,7 @@ def _match_statistics(network, reference, consumer, latents):
     return "mean_std"
 
 
-def recalibrate_channels(narrowed, generator, latents):
+def recalibrate_channels(narrowed, generator, latents, keep=None):
     """Restores the activation statistics that removing channels disturbed.
 
     A layer that lost input channels outputs less variance and a shifted mean, and the stale
@@ -236,6 +240,8 @@ def recalibrate_channels(narrowed, generator, latents):
       narrowed: `Generator` from `narrow_channels` of ``generator`` (unchanged).
       generator: the wide `Generator` (same layer names).
       latents: float32 [N, latent_dim] (or inputs of the generator's input shape).
+      keep: the dict ``narrowed`` was made with (`select_channels`); needed to match the
+        statistics of a layer that lost output channels as well (else it is left as is).
 
     Returns:
       The recalibrated narrow `Generator`.
@@ -244,8 +250,11 @@ def recalibrate_channels(narrowed, generator, latents):
     widths = {group.producer: group.channels for group in channel_groups(generator)}
     consumers = {name for group in channel_groups(narrowed)
                  if group.channels < widths[group.producer] for name in group.consumers}
-    done = {layer.name: _match_statistics(network, generator.network, layer.name, latents)
-            for layer in network.layers if layer.name in consumers}
+    graph = channel_graph(generator) if keep is not None else None
+    done = {layer.name: _match_statistics(
+        network, generator.network, layer.name, latents,
+        graph.kept_units(layer.name, "out", keep) if graph else None)
+        for layer in network.layers if layer.name in consumers}
     logging.info("Recalibrated after channel pruning: %s.",
                  ", ".join(f"{name} ({how})" for name, how in done.items()))
     return narrowed.with_network(network)
@@ -291,7 +300,7 @@ def narrow_with_config(generator, config, discriminator=None):
     logging.info("Narrowed network matches the masked one within %.2g.", error)
     if config.recalibrate:
         narrowed = recalibrate_channels(narrowed, generator,
-                                        _calibration_latents(generator, config))
+                                        _calibration_latents(generator, config), keep)
     before, after = count_macs(generator)["macs"], count_macs(narrowed)["macs"]
     logging.info("Channel pruning (%s): %s; MACs %d -> %d (%.2fx fewer).", config.criterion,
                  ", ".join(f"{name} {len(k)}" for name, k in keep.items()), before, after,
