@@ -39,14 +39,12 @@ FLAGS = _flags.FLAGS
 
 def _compress_user_model(compress):
     from tfgan_opt import models  # imports TensorFlow: only once the flags are valid
-    from tfgan_opt.core.pipeline_config import PipelineConfig
     from tfgan_opt.pipeline import byo, stages
 
     generator = models.load_user_model(FLAGS.generator, "generator")
     discriminator = (models.load_user_model(FLAGS.discriminator, "discriminator")
                      if FLAGS.discriminator else None)
-    config = byo.user_pipeline_config(
-        generator, PipelineConfig(data=_flags.data_config(), **compress))
+    config = byo.user_pipeline_config(generator, _flags.data_config(), **compress)
     rundir.prepare_run_dir(FLAGS.run_dir, config.to_dict(), overwrite=FLAGS.overwrite)
     byo.import_user_models(generator, discriminator, config, run_dir=FLAGS.run_dir,
                            source=os.path.abspath(FLAGS.generator))

@@ -19,11 +19,11 @@ from tfgan_opt import models
 from tfgan_opt.core import rundir
 from tfgan_opt.core.config import ModelConfig
 from tfgan_opt.core.errors import ConfigError
-from tfgan_opt.core.pipeline_config import PipelineConfig
+from tfgan_opt.core.pipeline_config import COMPRESS_SECTIONS, PipelineConfig
 from tfgan_opt.pipeline import stages, variants
 
 
-def _model_config(network, seed_config=None):
+def _model_config(network):
     """The `ModelConfig` describing a user generator network's input and output."""
     if len(network.input_shape) != 2:
         raise ConfigError(f"generator {network.name} takes inputs of shape "
@@ -34,29 +34,29 @@ def _model_config(network, seed_config=None):
     if len(shape) != 4 or shape[1] != shape[2] or shape[3] not in (1, 3):
         raise ConfigError(f"generator {network.name} outputs {shape[1:]}; the pipeline needs "
                           f"square images with 1 or 3 channels")
-    base = seed_config or ModelConfig()
-    return base.replace(arch="dcgan" if shape[1] % 4 == 0 else "mlp", image_size=int(shape[1]),
+    return ModelConfig(arch="dcgan" if shape[1] % 4 == 0 else "mlp", image_size=int(shape[1]),
                         channels=int(shape[3]), latent_dim=int(network.input_shape[-1]))
 
 
-def user_pipeline_config(generator_network, config):
-    """``config`` with its model section read from the generator and its data section checked.
+def user_pipeline_config(generator_network, data, **sections):
+    """The `PipelineConfig` of a user generator: its model section read from the generator, its
+    ``data`` (`DataConfig`) checked against it, the other ``sections`` as given.
 
     Raises:
       ConfigError: the generator is not a latent generator of square images, or the dataset
         yields images of another size or channel count.
     """
-    model = _model_config(generator_network, config.model)
-    if (config.data.image_size, config.data.channels) != (model.image_size, model.channels):
+    model = _model_config(generator_network)
+    if (data.image_size, data.channels) != (model.image_size, model.channels):
         raise ConfigError(
             f"the generator makes {model.image_size}x{model.image_size}x{model.channels} images "
-            f"but the dataset yields {config.data.image_size}x{config.data.image_size}x"
-            f"{config.data.channels}: set image_size={model.image_size} "
-            f"channels={model.channels}")
-    if config.prune is not None and config.prune.mode == "during":
+            f"but the dataset yields {data.image_size}x{data.image_size}x{data.channels}: set "
+            f"image_size={model.image_size} channels={model.channels}")
+    prune = sections.get("prune")
+    if prune is not None and prune.mode == "during":
         raise ConfigError("prune mode 'during' trains a new GAN; a given generator is pruned "
                           "in mode 'finetune'")
-    return config.replace(model=model)
+    return PipelineConfig(data=data, model=model, **sections)
 
 
 def import_user_models(generator_network, discriminator_network, config, *, run_dir, source):
@@ -95,20 +95,20 @@ def import_user_models(generator_network, discriminator_network, config, *, run_
     return record
 
 
-def compress_user_model(generator, config, *, run_dir, discriminator=None, source="memory",
-                        overwrite=False):
+def compress_user_model(generator, data, *, run_dir, discriminator=None, source="memory",
+                        overwrite=False, **sections):
     """Compresses a user's generator into a new run directory: the whole compression pipeline.
 
     Args:
       generator: Sequential or Functional tf_keras model, z [B, latent_dim] -> images
         [B, H, H, C] in [-1, 1].
-      config: `PipelineConfig`; its data section must yield H x H x C images; its model section
-        is replaced by what the generator declares.
+      data: `DataConfig` yielding H x H x C images.
       run_dir: a new run directory (a rerun with the same config resumes).
       discriminator: optional keras.Model images -> logits [B, 1] (its penultimate activation
         drives feature distillation); None trains a fresh one alongside.
       source: description of the generator's origin, recorded in the run.
       overwrite: replace a run directory that holds another run.
+      **sections: the other `PipelineConfig` sections (channels, prune, recovery, ...).
 
     Returns:
       Path of ``<run_dir>/report.md``.
@@ -116,7 +116,7 @@ def compress_user_model(generator, config, *, run_dir, discriminator=None, sourc
     network = models.wrap_user_model(generator, "generator", source)
     critic = (None if discriminator is None
               else models.wrap_user_model(discriminator, "discriminator"))
-    config = user_pipeline_config(network, config)
+    config = user_pipeline_config(network, data, **sections)
     rundir.prepare_run_dir(run_dir, config.to_dict(), overwrite=overwrite,
                            remedy="to compress another model, pick a new run_dir")
     import_user_models(network, critic, config, run_dir=run_dir, source=source)
@@ -131,8 +131,9 @@ def compress(generator, dataset, run_dir, *, discriminator=None, config=None, ov
         shape = generator.output_shape
         dataset = config.data.replace(source=dataset, image_size=int(shape[1]),
                                       channels=int(shape[-1]))
-    return compress_user_model(generator, config.replace(data=dataset), run_dir=run_dir,
-                               discriminator=discriminator, overwrite=overwrite)
+    sections = {name: getattr(config, name) for name in ("loss", "train") + COMPRESS_SECTIONS}
+    return compress_user_model(generator, dataset, run_dir=run_dir, discriminator=discriminator,
+                               overwrite=overwrite, **sections)
 
 
 __all__ = ["compress", "compress_user_model", "import_user_models", "user_pipeline_config"]

@@ -30,6 +30,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from tfgan_opt.compress.channels.spaces import ChannelSpaces
 from tfgan_opt.core.compat import keras
 
 L = keras.layers
@@ -106,58 +107,6 @@ def _mixing_activation(layer):
     return getattr(activation, "__name__", None) in MIXING_ACTIVATIONS
 
 
-class _Spaces:
-    """Union-find over channel spaces, with refinements (space D == space E repeated P times)."""
-
-    def __init__(self):
-        self.parent, self.size, self.refine, self.protected = [], [], {}, {}
-
-    def new(self, size):
-        self.parent.append(len(self.parent))
-        self.size.append(int(size))
-        return len(self.parent) - 1
-
-    def find(self, space):
-        while self.parent[space] != space:
-            self.parent[space] = self.parent[self.parent[space]]
-            space = self.parent[space]
-        return space
-
-    def union(self, a, b):
-        a, b = self.find(a), self.find(b)
-        if a == b:
-            return
-        self.parent[b] = a
-        if b in self.protected:
-            self.protected.setdefault(a, self.protected[b])
-        if b in self.refine:
-            if a in self.refine and self.refine[a][1] == self.refine[b][1]:
-                self.union(self.refine[a][0], self.refine.pop(b)[0])
-            elif a in self.refine:
-                self.protect(a, "tied to a different reshape")
-                self.protect(self.refine.pop(b)[0], "tied to a different reshape")
-            else:
-                self.refine[a] = self.refine.pop(b)
-
-    def expand(self, segments):
-        """Segments with refinements resolved: a list of (root space, size)."""
-        out = []
-        for space, size in segments:
-            root = self.find(space)
-            if root in self.refine:
-                base, repeats = self.refine[root]
-                out.extend(self.expand([(base, size // repeats)]) * repeats)
-            else:
-                out.append((root, size))
-        return out
-
-    def protect(self, space, reason):
-        self.protected.setdefault(self.find(space), reason)
-
-    def is_protected(self, root):
-        return self.find(root) in self.protected
-
-
 def _segments_size(segments):
     return sum(size for _, size in segments)
 
@@ -177,7 +126,7 @@ class ChannelGraph:
             raise ValueError(f"{network.name} has wrapped layers; channel pruning needs a plain "
                              f"network (prune channels before weight pruning and QAT)")
         self.network = network
-        self.spaces = _Spaces()
+        self.spaces = ChannelSpaces()
         self.tensor_segments = {}   # id(KerasTensor) -> segments
         self.layer_in, self.layer_out, self.in_tensor = {}, {}, {}
         self.own_space = {}         # producer name -> its output space
