@@ -13,8 +13,8 @@ from tfgan_opt.core.errors import (ConfigError, DataError, ModelFileError, NonFi
 __version__ = "0.1.0"
 
 
-def compress_model(generator, dataset, run_dir, *, discriminator=None, config=None,
-                   overwrite=False):
+def compress_model(generator, dataset, run_dir, *, discriminator=None, overwrite=False,
+                   **sections):
     """Compresses your own Keras generator: also callable as ``tfgan_opt.compress(...)``.
 
     Runs channel pruning (on the network's channel dependency graph), weight pruning, QAT,
@@ -24,11 +24,13 @@ def compress_model(generator, dataset, run_dir, *, discriminator=None, config=No
       generator: Sequential or Functional tf_keras model, z [B, latent_dim] -> images
         [B, H, H, C] in [-1, 1]; the latent size and image shape are read from it.
       dataset: a `DataConfig`, or a source string (``"idx:<path>"``, ``"folder:<dir>"``, a TFDS
-        name, ...) read at the generator's image size and channels.
+        name, ...) read at the generator's image size and channels (batch size 64).
       run_dir: new run directory (the same call again resumes).
       discriminator: optional keras.Model images -> logits; None trains a fresh one alongside.
-      config: `PipelineConfig` whose compression sections are used (default: its defaults).
       overwrite: replace a run directory that holds another run.
+      **sections: `PipelineConfig` sections by name: ``channels`` (`ChannelPruneConfig`, default
+        none), ``prune`` (`PruneConfig` or None), ``recovery``, ``quantize``, ``export``,
+        ``evaluation``, ``loss``, ``train``; the others take their defaults.
 
     Returns:
       Path of ``<run_dir>/report.md``.
@@ -36,8 +38,8 @@ def compress_model(generator, dataset, run_dir, *, discriminator=None, config=No
     # Deferred: the pipeline imports TensorFlow; `import tfgan_opt` must stay cheap.
     from tfgan_opt.pipeline import byo
 
-    return byo.compress(generator, dataset, run_dir, discriminator=discriminator, config=config,
-                        overwrite=overwrite)
+    return byo.compress(generator, dataset, run_dir, discriminator=discriminator,
+                        overwrite=overwrite, **sections)
 
 
 def __getattr__(name):

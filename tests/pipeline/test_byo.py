@@ -8,7 +8,7 @@ import pytest
 
 import tfgan_opt
 from tfgan_opt import (ChannelPruneConfig, ConfigError, DataConfig, EvaluationConfig,
-                       ExportConfig, ModelFileError, PipelineConfig, QuantizeConfig,
+                       ExportConfig, ModelFileError, QuantizeConfig,
                        RecoveryConfig)
 from tfgan_opt import models
 from tfgan_opt.core.artifacts import read_json
@@ -89,16 +89,15 @@ def test_the_tutorial_generator_chain_is_a_special_case_of_the_graph():
 
 @pytest.mark.slow
 def test_tfgan_opt_compress_runs_the_pipeline_on_a_users_models(tmp_path):
-    config = PipelineConfig(
-        data=DataConfig(source="digits", image_size=8, batch_size=16), prune=None,
+    run_dir = str(tmp_path / "run")
+    report = tfgan_opt.compress(
+        tutorial_style_generator(), DataConfig(source="digits", image_size=8, batch_size=16),
+        run_dir, discriminator=tutorial_style_discriminator(), prune=None,
         channels=ChannelPruneConfig(macs_target=0.4, calibration_samples=16),
         recovery=RecoveryConfig(steps=3), quantize=QuantizeConfig(steps=2),
         export=ExportConfig(formats=("float32", "int8"), representative_samples=8,
                             verify_samples=4, benchmark_batch=0),
         evaluation=EvaluationConfig(num_samples=40, benchmark_runs=2, benchmark_rounds=1))
-    run_dir = str(tmp_path / "run")
-    report = tfgan_opt.compress(tutorial_style_generator(), "digits", run_dir,
-                                discriminator=tutorial_style_discriminator(), config=config)
     assert os.path.exists(report)
     record = read_json(os.path.join(run_dir, "channels", "stage.json"))
     assert record["macs"]["macs"] <= 0.4 * record["macs_dense"]["macs"]

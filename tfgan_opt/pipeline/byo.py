@@ -17,9 +17,9 @@ from absl import logging
 
 from tfgan_opt import models
 from tfgan_opt.core import rundir
-from tfgan_opt.core.config import ModelConfig
+from tfgan_opt.core.config import DataConfig, ModelConfig
 from tfgan_opt.core.errors import ConfigError
-from tfgan_opt.core.pipeline_config import COMPRESS_SECTIONS, PipelineConfig
+from tfgan_opt.core.pipeline_config import PipelineConfig
 from tfgan_opt.pipeline import stages, variants
 
 
@@ -123,15 +123,12 @@ def compress_user_model(generator, data, *, run_dir, discriminator=None, source=
     return stages.compress_run(config, run_dir=run_dir)
 
 
-def compress(generator, dataset, run_dir, *, discriminator=None, config=None, overwrite=False):
+def compress(generator, dataset, run_dir, *, discriminator=None, overwrite=False, **sections):
     """`compress_user_model` with ``dataset`` a `DataConfig` or a source string (read at the
     generator's image size and channel count); see ``tfgan_opt.compress_model``."""
-    config = config or PipelineConfig()
     if isinstance(dataset, str):
         shape = generator.output_shape
-        dataset = config.data.replace(source=dataset, image_size=int(shape[1]),
-                                      channels=int(shape[-1]))
-    sections = {name: getattr(config, name) for name in ("loss", "train") + COMPRESS_SECTIONS}
+        dataset = DataConfig(source=dataset, image_size=int(shape[1]), channels=int(shape[-1]))
     return compress_user_model(generator, dataset, run_dir=run_dir, discriminator=discriminator,
                                overwrite=overwrite, **sections)
 
