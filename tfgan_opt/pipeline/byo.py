@@ -19,6 +19,7 @@ from tfgan_opt import models
 from tfgan_opt.core import rundir
 from tfgan_opt.core.config import DataConfig, ModelConfig
 from tfgan_opt.core.errors import ConfigError
+from tfgan_opt.core.images import save_image_grid
 from tfgan_opt.core.pipeline_config import PipelineConfig
 from tfgan_opt.pipeline import stages, variants
 
@@ -88,7 +89,8 @@ def import_user_models(generator_network, discriminator_network, config, *, run_
     record = {"generator": os.path.join(stage_dir, "generator.keras"),
               "discriminator": os.path.join(stage_dir, "discriminator.keras"),
               "imported_from": source, "fresh_discriminator": discriminator_network is None,
-              "steps": 0}
+              "steps": 0, "samples": os.path.join(stage_dir, "samples.png")}
+    save_image_grid(record["samples"], generator.generate(stages.SAMPLE_GRID), scale=3)
     models.save_network(generator, record["generator"])
     models.save_network(discriminator, record["discriminator"])
     rundir.mark_stage_done(run_dir, variants.TRAIN, record)
