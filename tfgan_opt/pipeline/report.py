@@ -155,8 +155,8 @@ def write_pipeline_report(run_dir, targets=DeploymentTargets()):
         ("MACs and parameters per layer", _macs_table(stage_done(run_dir, CHANNELS))),
         ("Training", f"{trained['steps']} steps; last logged metrics: "
                      f"{_short(trained.get('last_metrics'))}."),
-        ("Samples", [("trained generator (Keras)", trained["samples"])] * ("samples" in trained)
-         + [(v["name"], v["samples"]) for v in variants]),
+        ("Samples", [("trained generator (Keras)", trained[key]) for key in ("samples",)
+                     if key in trained] + [(v["name"], v["samples"]) for v in variants]),
     ]
     return markdown.write_report(os.path.join(run_dir, "report.md"), "tfgan_opt pipeline report",
                                sections)
