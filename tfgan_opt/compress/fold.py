@@ -10,7 +10,7 @@ import numpy as np
 from absl import logging
 
 from tfgan_opt.core.compat import keras
-from tfgan_opt.models.surgery import KERNEL_LAYER_TYPES
+from tfgan_opt.models.surgery import KERNEL_LAYER_TYPES, consumer_counts, rebuild_network
 
 FOLDABLE_TYPES = KERNEL_LAYER_TYPES
 
@@ -25,51 +25,58 @@ def fold_batch_norm(generator):
     stay zero.
 
     Args:
-      generator: `Generator` whose network is a chain (each layer feeds only the next) of plain,
-        unwrapped layers. The result equals it in inference mode only: folding freezes the BN
+      generator: `Generator` around a Functional or Sequential network of plain, unwrapped
+        layers (a BN is folded when it alone reads a Dense/Conv2D/Conv2DTranspose output). The result equals it in inference mode only: folding freezes the BN
         statistics.
 
     Returns:
       A new `Generator` without the folded BatchNormalization layers; ``generator`` is unchanged.
 
     Raises:
-      ValueError: the network is not a chain, or is wrapped for pruning or quantization.
+      ValueError: the network is wrapped for pruning or quantization, or a BN follows a layer
+        with an activation.
     """
     network = generator.network
-    _check_foldable(network)
-    layers = network.layers
-    inputs = keras.Input(batch_shape=network.input_shape, name=layers[0].name)
-    x, i, folded = inputs, 1, []
-    while i < len(layers):
-        layer = layers[i]
-        follower = layers[i + 1] if i + 1 < len(layers) else None
-        if isinstance(layer, FOLDABLE_TYPES) and isinstance(
-                follower, keras.layers.BatchNormalization):
-            config = dict(layer.get_config(), use_bias=True)
-            weights = _folded_weights(layer, follower)
-            folded.append(follower.name)
-            i += 2
-        else:
-            config, weights = layer.get_config(), layer.get_weights()
-            i += 1
-        new_layer = type(layer).from_config(config)
-        x = new_layer(x)
-        new_layer.set_weights(weights)
-    logging.info("Folded %s into the preceding layers of %s.", ", ".join(folded) or "nothing",
-                 network.name)
-    return generator.with_network(keras.Model(inputs, x, name=network.name))
-
-
-def _check_foldable(network):
     if any(isinstance(layer, keras.layers.Wrapper) for layer in network.layers):
         raise ValueError(f"{network.name} has wrapped layers; fold_batch_norm needs a plain "
                          f"network (strip_pruning it first, fold before apply_qat)")
-    names = [layer["name"] for layer in network.get_config()["layers"]]
-    for previous, layer in zip(names, network.get_config()["layers"][1:]):
-        inbound = [node[0] for nodes in layer["inbound_nodes"] for node in nodes]
-        if inbound != [previous]:
-            raise ValueError(f"fold_batch_norm needs a chain network, but layer {layer['name']} "
-                             f"of {network.name} takes {inbound}, not [{previous!r}]")
+    pairs = _foldable_pairs(network)
+    folded_into = {bn: layer for layer, bn in pairs.items()}
+
+    def make_layer(layer):
+        if layer.name in folded_into:
+            return None
+        config = layer.get_config()
+        if layer.name in pairs:
+            config = dict(config, use_bias=True)
+        return type(layer).from_config(config)
+
+    folded = rebuild_network(network, make_layer)
+    for layer in network.layers:
+        if layer.name in folded_into or not layer.weights:
+            continue
+        weights = (_folded_weights(layer, network.get_layer(pairs[layer.name]))
+                   if layer.name in pairs else layer.get_weights())
+        folded.get_layer(layer.name).set_weights(weights)
+    logging.info("Folded %s into the preceding layers of %s.",
+                 ", ".join(folded_into) or "nothing", network.name)
+    return generator.with_network(folded)
+
+
+def _foldable_pairs(network):
+    """Kernel layer name -> name of the BatchNormalization that alone reads its output."""
+    readers = consumer_counts(network)
+    pairs = {}
+    for batch_norm in network.layers:
+        if not isinstance(batch_norm, keras.layers.BatchNormalization) or len(
+                batch_norm.inbound_nodes) != 1:
+            continue
+        history = batch_norm.input._keras_history
+        layer = history.layer
+        if (type(layer) in FOLDABLE_TYPES and len(layer.inbound_nodes) == 1
+                and readers.get(id(batch_norm.input)) == 1):
+            pairs[layer.name] = batch_norm.name
+    return pairs
 
 
 def _folded_weights(layer, batch_norm):

@@ -1,6 +1,8 @@
 """Generator and discriminator families, one registry entry per architecture."""
 
 from tfgan_opt.core.artifacts import atomic_file
+from tfgan_opt.core.compat import keras
+from tfgan_opt.core.errors import ModelFileError
 from tfgan_opt.core.keras_files import load_keras_model
 
 from tfgan_opt.models.base import (Discriminator, Generator, _custom_objects, count_params,
@@ -8,6 +10,7 @@ from tfgan_opt.models.base import (Discriminator, Generator, _custom_objects, co
 from tfgan_opt.models.dcgan import (build_dcgan_discriminator_network,
                                     build_dcgan_generator_network)
 from tfgan_opt.models.mlp import build_mlp_discriminator_network, build_mlp_generator_network
+from tfgan_opt.models.surgery import as_functional
 
 # arch -> (generator network builder, discriminator network builder); each takes (config, seed),
 # generator builders also ``sync_batch_norm``.
@@ -69,3 +72,42 @@ def load_generator(path):
 def load_discriminator(path):
     """Loads a `Discriminator` saved by `save_network`."""
     return Discriminator(_load_network(path, "discriminator"), name="discriminator")
+
+
+def load_user_model(path, kind="generator"):
+    """Loads a user's own Keras model file: the one place a model from outside tfgan_opt is read.
+
+    Goes through `core.keras_files.load_keras_model`: zip ``.keras`` files only, checked for
+    code-carrying layers, loaded with ``safe_mode=True`` (HDF5 files and SavedModels are refused:
+    they can run code when loaded).
+
+    Args:
+      path: a ``.keras`` file holding a tf_keras Sequential or Functional model.
+      kind: ``generator`` or ``discriminator``, for messages.
+
+    Returns:
+      The model as a Functional keras.Model (a Sequential one is rebuilt as Functional, same
+      layer names and weights).
+
+    Raises:
+      ModelFileError: the file is missing, not a ``.keras`` zip, or not a loadable model.
+    """
+    model = load_keras_model(path, kind, custom_objects=_custom_objects())
+    return wrap_user_model(model, kind, path)
+
+
+def wrap_user_model(model, kind="generator", source="the model"):
+    """A user's Sequential/Functional keras.Model as a Functional copy, checked for one input
+    and one output.
+
+    Raises:
+      ModelFileError: a subclassed model, or several inputs or outputs.
+    """
+    if not isinstance(model, keras.Model) or not getattr(model, "_is_graph_network", False):
+        raise ModelFileError(f"{kind} {source} must be a Sequential or Functional tf_keras model "
+                             f"(got {type(model).__name__}); subclassed models have no graph "
+                             f"to prune")
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ModelFileError(f"{kind} {source} must have one input and one output, not "
+                             f"{len(model.inputs)} and {len(model.outputs)}")
+    return as_functional(model)

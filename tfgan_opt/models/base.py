@@ -90,8 +90,11 @@ class Generator(_NetworkWrapper):
         return self.network(z, training=training)
 
     def sample_latents(self, num, seed=0):
-        """Returns ``num`` seeded latent vectors, float32 [num, latent_dim], from N(0, I)."""
-        return sample_latents(num, self.latent_dim, seed)
+        """Returns ``num`` seeded latent vectors, float32 [num, latent_dim], from N(0, I) (for a
+        network with a wider input, e.g. an image, N(0, I) of that shape)."""
+        shape = tuple(int(d) for d in self.network.input_shape[1:])
+        z = sample_latents(num, int(np.prod(shape)), seed)
+        return z if len(shape) == 1 else z.reshape((num,) + shape)
 
     def generate(self, num, seed=0, batch_size=500):
         """Generates ``num`` images as a numpy float32 array [num, H, W, C] in [-1, 1]."""
@@ -103,14 +106,18 @@ class Generator(_NetworkWrapper):
 class Discriminator(_NetworkWrapper):
     """Scores images: float32 [B, H, W, C] in [-1, 1] -> logits float32 [B, 1].
 
-    The penultimate activation (layer ``features``) is exposed through `features` for
-    feature-level distillation.
+    The penultimate activation is exposed through `features` for feature-level distillation:
+    the output of the layer named ``features`` if there is one (the networks of
+    `tfgan_opt.models`), else the input of the layer that computes the logits (a user's
+    network, e.g. the Flatten before the last Dense).
     """
 
     def __init__(self, network, **kwargs):
         super().__init__(network, **kwargs)
-        self._feature_network = keras.Model(network.inputs,
-                                            network.get_layer(FEATURES_LAYER).output)
+        names = {layer.name for layer in network.layers}
+        features = (network.get_layer(FEATURES_LAYER).output if FEATURES_LAYER in names
+                    else network.output._keras_history.layer.input)
+        self._feature_network = keras.Model(network.inputs, features)
 
     def call(self, images, training=False):
         return self.network(images, training=training)
