@@ -66,7 +66,7 @@ def test_train_script_trains_saves_and_refuses_another_config_on_the_same_run_di
 @pytest.mark.parametrize("script, groups, flag_names", [
     ("train.py", ["run", "data", "model", "training"], ["--run_dir", "--dataset", "--arch",
                                                           "--steps", "--strategy", "--verbose"]),
-    ("compress.py", ["run", "compression", "export", "evaluation"],
+    ("compress.py", ["run", "data", "compression", "export", "evaluation"],
      ["--from_run", "--target_sparsity", "--formats", "--num_samples"]),
     ("pipeline.py", ["run", "data", "model", "training", "compression", "export", "evaluation"],
      ["--dataset", "--qat_steps", "--benchmark_batch"]),
