@@ -112,7 +112,8 @@ def pipeline_config(**sections):
                           train=train_config(), **sections)
 
 
-def define_compress_flags(recovery_steps=500, qat_steps=300, num_samples=10_000):
+def define_compress_flags(recovery_steps=500, qat_steps=300, num_samples=10_000,
+                          recovery_steps_per_removed=1000):
     flags.DEFINE_boolean("prune", True, "Prune the generator (False: QAT of the dense one).")
     flags.DEFINE_float("target_sparsity", 0.8, "Final fraction of zero weights, in [0, 1).")
     flags.DEFINE_string("pruning_schedule", "polynomial", "polynomial | constant")
@@ -125,11 +126,22 @@ def define_compress_flags(recovery_steps=500, qat_steps=300, num_samples=10_000)
     flags.DEFINE_float("distill_weight", 10.0, "Weight of L1 on images (student vs dense).")
     flags.DEFINE_float("feature_distill_weight", 1.0, "Weight of L1 on discriminator features.")
     flags.DEFINE_float("adversarial_weight", 1.0, "Weight of the adversarial loss in recovery.")
+    flags.DEFINE_float("layer_distill_weight", 1.0, "Weight of the MSE between the compressed "
+                       "generator's inner activations (through learned 1x1 maps where widths "
+                       "differ) and the dense one's (0: off).")
+    flags.DEFINE_integer("recovery_steps_per_removed", recovery_steps_per_removed,
+                         "Recovery steps added per unit of the fraction removed (MACs for "
+                         "channel pruning, weights for weight pruning).")
+    flags.DEFINE_string("recovery_lr_schedule", "cosine", "constant | cosine (decay to 0).")
+    flags.DEFINE_float("recovery_ema_decay", 0.99, "EMA of the recovering generator's weights, "
+                       "shipped in its place (0: off).")
     flags.DEFINE_integer("qat_steps", qat_steps, "Quantization-aware fine-tune steps.")
     flags.DEFINE_float("qat_lr", 5e-5, "QAT learning rate.")
     flags.DEFINE_boolean("preserve_sparsity", True, "Keep pruned weights at zero through QAT.")
-    flags.DEFINE_float("channel_macs_target", None, "Remove whole generator channels until this "
-                       "fraction of the MACs is left, in (0, 1] (default: no channel pruning).")
+    flags.DEFINE_boolean("channel_prune", True, "Remove whole generator channels first (fewer "
+                         "MACs: a faster file); --nochannel_prune skips it.")
+    flags.DEFINE_float("channel_macs_target", 0.25, "Channel pruning keeps this fraction of the "
+                       "generator's MACs, in (0, 1].")
     flags.DEFINE_string("channel_criterion", "taylor", "Channel importance: l1 | bn_scale | "
                         "activation | taylor.")
     flags.DEFINE_integer("num_samples", num_samples, "Generated samples per variant for metrics.")
@@ -170,14 +182,18 @@ def compress_configs():
                         block_m_by_n=_m_by_n()) if FLAGS.prune else None
     channels = (ChannelPruneConfig(macs_target=FLAGS.channel_macs_target,
                                    criterion=FLAGS.channel_criterion)
-                if FLAGS.channel_macs_target is not None else None)
+                if FLAGS.channel_prune else None)
     return {
         "channels": channels,
         "prune": prune,
         "recovery": RecoveryConfig(steps=FLAGS.recovery_steps, learning_rate=FLAGS.recovery_lr,
                                    distill_weight=FLAGS.distill_weight,
                                    feature_distill_weight=FLAGS.feature_distill_weight,
-                                   adversarial_weight=FLAGS.adversarial_weight),
+                                   adversarial_weight=FLAGS.adversarial_weight,
+                                   layer_distill_weight=FLAGS.layer_distill_weight,
+                                   steps_per_removed=FLAGS.recovery_steps_per_removed,
+                                   lr_schedule=FLAGS.recovery_lr_schedule,
+                                   ema_decay=FLAGS.recovery_ema_decay),
         "quantize": QuantizeConfig(steps=FLAGS.qat_steps, learning_rate=FLAGS.qat_lr,
                                    preserve_sparsity=FLAGS.preserve_sparsity),
         "export": ExportConfig(formats=tuple(FLAGS.formats), benchmark_batch=FLAGS.benchmark_batch,
