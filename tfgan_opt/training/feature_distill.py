@@ -27,16 +27,31 @@ _FEATURE_TYPES = (keras.layers.LeakyReLU, keras.layers.ReLU, keras.layers.ELU,
 def feature_layer_names(network):
     """Names of the inner feature maps a generator network exposes, input to output.
 
-    The outputs of activation and Reshape layers other than the network's output; if any of them is
+    The outputs of activation and Reshape layers other than the output tail (the output layer and
+    the Reshape/Activation layers right before it); if any of them is
     a 4-D feature map, only the 4-D ones (a DCGAN's flat projection is also its first feature map,
     reshaped, and a Dense adapter over it would be larger than the generator).
     """
-    output = inner_layer(network.layers[-1]).name
+    excluded = _output_tail(network)
     layers = [layer for layer in network.layers
               if isinstance(inner_layer(layer), _FEATURE_TYPES)
-              and inner_layer(layer).name != output]
+              and inner_layer(layer).name not in excluded]
     spatial = [layer for layer in layers if len(layer.output.shape) == 4]
     return [inner_layer(layer).name for layer in (spatial or layers)]
+
+
+def _output_tail(network):
+    """Names of the output layer and the Reshape/Activation layers right before it (the image
+    nonlinearity and reshapes: the image itself, which the image L1 already matches)."""
+    tail, layer = set(), network.layers[-1]
+    while True:
+        tail.add(inner_layer(layer).name)
+        inbound = layer.inbound_nodes[0].inbound_layers if layer.inbound_nodes else []
+        inbound = inbound if isinstance(inbound, list) else [inbound]
+        if len(inbound) != 1 or not isinstance(inner_layer(inbound[0]), (
+                keras.layers.Reshape, keras.layers.Activation)):
+            return tail
+        layer = inbound[0]
 
 
 def _layers_by_name(network):
