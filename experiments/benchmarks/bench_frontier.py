@@ -48,11 +48,12 @@ def main(argv):
     sparsities = [float(v) for v in FLAGS.sparsities]
     from tfgan_opt.pipeline import frontier, stages  # imports TensorFlow: flags checked first
 
-    config = stages.load_run_config(FLAGS.run_dir).replace(
-        **{k: v for k, v in compress.items() if k not in ("channels", "prune")})
+    # The channel and prune sections give the criterion and the pruning settings; each point
+    # replaces their MACs target and sparsity.
+    config = stages.load_run_config(FLAGS.run_dir).replace(**compress)
     result = frontier.run_frontier(
         config, run_dir=FLAGS.run_dir, out_dir=FLAGS.out_dir, macs_targets=macs_targets,
-        sparsities=sparsities, criterion=FLAGS.channel_criterion, fd_budget=FLAGS.fd_budget)
+        sparsities=sparsities, fd_budget=FLAGS.fd_budget)
     print(result["table"])
 
 
