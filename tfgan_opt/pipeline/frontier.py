@@ -217,6 +217,7 @@ def plot_frontier(result, path):
     ax.plot([p["size_ratio_raw"] for p in front], [100 * (p["fd_ratio"] - 1) for p in front],
             "--", color="grey", label="Pareto front (size, latency, FD)", zorder=2)
     ax.axhline(100 * result["fd_budget"], color="red", lw=0.8, label="FD budget")
+    ax.margins(x=0.2)  # room for the labels of the outermost points
     ax.set_xscale("log")
     ax.set_xlabel("size reduction: dense float32 bytes / int8 gzip bytes (log)")
     ax.set_ylabel("FD vs dense generator (%)")
