@@ -15,7 +15,7 @@ from tfgan_opt.compress.channels import count_macs
 from tfgan_opt.compress.channels.narrow import narrow_with_config
 from tfgan_opt.compress.fold import fold_batch_norm
 from tfgan_opt.compress.quantize import apply_qat
-from tfgan_opt.core.config import RecoveryConfig
+from tfgan_opt.core.recovery_config import RecoveryConfig
 from tfgan_opt.core.errors import ConfigError
 from tfgan_opt.training.recovery import recover
 from tfgan_opt.training.schedule import damage_steps
