@@ -15,8 +15,9 @@ from tfgan_opt import (ChannelPruneConfig, ConfigError, DataConfig, EvaluationCo
                        LossConfig, ModelConfig, PipelineConfig, PruneConfig, QuantizeConfig,
                        RecoveryConfig, TrainConfig)
 from tfgan_opt.core.config import (ARCHITECTURES, AUGMENT_POLICIES, CHANNEL_CRITERIA,
-                                   EXPORT_FORMATS, FEATURE_SPACES, LOSS_NAMES, PRUNE_MODES,
-                                   PRUNING_SCHEDULES, STRATEGIES, UPDATE_MODES, UPSAMPLING_MODES)
+                                   EXPORT_FORMATS, FEATURE_SPACES, LOSS_NAMES, LR_SCHEDULES,
+                                   PRUNE_MODES, PRUNING_SCHEDULES, STRATEGIES, UPDATE_MODES,
+                                   UPSAMPLING_MODES)
 
 FLAGS = flags.FLAGS
 
@@ -170,6 +171,18 @@ def define_compress_flags(recovery_steps=500, qat_steps=300, num_samples=10_000)
         flags.DEFINE_float("distill_weight", 10.0, "Weight of L1 on images (student vs dense).")
         flags.DEFINE_float("feature_distill_weight", 1.0, "Weight of L1 on discriminator features.")
         flags.DEFINE_float("adversarial_weight", 1.0, "Weight of the adversarial loss in recovery.")
+        # Recovery schedule and inner-feature distillation (issue 13, bench_frontier.py). Off by
+        # default here: not yet measured to win on the default pipeline within its time budget.
+        flags.DEFINE_float("layer_distill_weight", 0.0, "Weight of the MSE between the "
+                           "compressed generator's inner activations (through learned 1x1 maps "
+                           "where widths differ) and the dense one's (0: off).")
+        flags.DEFINE_integer("recovery_steps_per_removed", 0, "Recovery steps added per unit of "
+                             "the fraction removed (MACs for channel pruning, weights for weight "
+                             "pruning).")
+        _enum("recovery_lr_schedule", "constant", LR_SCHEDULES, "Recovery learning rate: "
+              "constant, or cosine decay to 0.")
+        flags.DEFINE_float("recovery_ema_decay", 0.0, "EMA of the recovering generator's "
+                           "weights, shipped in its place (0: off).")
         flags.DEFINE_integer("qat_steps", qat_steps, "Quantization-aware fine-tune steps.")
         flags.DEFINE_float("qat_lr", 5e-5, "QAT learning rate.")
         flags.DEFINE_boolean("preserve_sparsity", True, "Keep pruned weights at zero through QAT.")
@@ -235,7 +248,11 @@ def compress_configs():
         "recovery": RecoveryConfig(steps=FLAGS.recovery_steps, learning_rate=FLAGS.recovery_lr,
                                    distill_weight=FLAGS.distill_weight,
                                    feature_distill_weight=FLAGS.feature_distill_weight,
-                                   adversarial_weight=FLAGS.adversarial_weight),
+                                   adversarial_weight=FLAGS.adversarial_weight,
+                                   layer_distill_weight=FLAGS.layer_distill_weight,
+                                   steps_per_removed=FLAGS.recovery_steps_per_removed,
+                                   lr_schedule=FLAGS.recovery_lr_schedule,
+                                   ema_decay=FLAGS.recovery_ema_decay),
         "quantize": QuantizeConfig(steps=FLAGS.qat_steps, learning_rate=FLAGS.qat_lr,
                                    preserve_sparsity=FLAGS.preserve_sparsity),
         "export": ExportConfig(formats=tuple(FLAGS.formats), benchmark_batch=FLAGS.benchmark_batch,

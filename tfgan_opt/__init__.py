@@ -5,7 +5,8 @@ This module only re-exports the public API; importing it does no work.
 
 from tfgan_opt.core.config import (ChannelPruneConfig, DataConfig, EvaluationConfig, ExportConfig,
                                    LossConfig, ModelConfig, PruneConfig, QuantizeConfig,
-                                   RecoveryConfig, TrainConfig)
+                                   TrainConfig)
+from tfgan_opt.core.recovery_config import RecoveryConfig
 from tfgan_opt.core.pipeline_config import PipelineConfig
 from tfgan_opt.core.errors import (ConfigError, DataError, ModelFileError, NonFiniteError,
                                    RunDirError, TfganOptError)

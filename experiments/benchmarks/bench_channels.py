@@ -26,7 +26,8 @@ from tfgan_opt.evaluation import generators
 from tfgan_opt.export import tflite
 from tfgan_opt.core.artifacts import atomic_write_json
 from tfgan_opt.core.config import (ChannelPruneConfig, DataConfig, ExportConfig, LossConfig,
-                              QuantizeConfig, RecoveryConfig, TrainConfig)
+                                   QuantizeConfig, TrainConfig)
+from tfgan_opt.core.recovery_config import RecoveryConfig
 from tfgan_opt.compress.fold import fold_batch_norm
 from tfgan_opt.export.litert import load_tflite_generator
 from tfgan_opt.compress.quantize import quantize_aware_finetune

@@ -337,7 +337,8 @@ def test_training_killed_with_sigkill_resumes_from_its_last_checkpoint_and_finis
 def test_pipeline_killed_during_compression_resumes_without_training_again(tmp_path):
     run_dir = tmp_path / "run"
     flags = [f"--run_dir={run_dir}", *TINY, "--steps=4", "--checkpoint_every=2", "--log_every=2",
-             "--recovery_steps=16", "--qat_steps=2", "--pruning_frequency=1",
+             "--recovery_steps=16", "--recovery_steps_per_removed=0", "--qat_steps=2",
+             "--pruning_frequency=1",
              "--target_sparsity=0.5", "--formats=float32", "--benchmark_batch=0",
              "--num_samples=16", "--benchmark_runs=2", "--benchmark_rounds=1"]
     train = run_dir / "train"

@@ -7,7 +7,8 @@ from tfgan_opt import testing
 from tfgan_opt.compress import channels, prune
 from tfgan_opt.compress.fold import fold_batch_norm
 from tfgan_opt.core.compat import keras
-from tfgan_opt.core.config import ChannelPruneConfig, PruneConfig, QuantizeConfig, RecoveryConfig
+from tfgan_opt.core.config import (ChannelPruneConfig, PruneConfig, QuantizeConfig)
+from tfgan_opt.core.recovery_config import RecoveryConfig
 from tfgan_opt.models import surgery
 from tfgan_opt.pipeline import finetune
 

@@ -15,6 +15,8 @@ from tfgan_opt.core.config_base import with_absent_fields
 from tfgan_opt.core.rundir import prepare_run_dir
 from tfgan_opt.pipeline import stages, variants
 from tfgan_opt.testing import write_image_folder
+from tfgan_opt.training.recovery import recovery_train_config
+from tfgan_opt.training.schedule import damage_steps
 
 DATA = DataConfig(source="digits", image_size=8, batch_size=16)
 MODEL = ModelConfig(image_size=8, latent_dim=8, width=4, discriminator_width=4)
@@ -111,10 +113,21 @@ def test_a_config_json_written_before_the_layout_change_still_resumes(tmp_path):
     assert recorded["evaluation"].pop("features") == "auto"
     assert recorded["evaluation"].pop("inception_weights") is None
     assert recorded["evaluation"].pop("same_steps_reference") is True
+    # Fields added since (issue 13's recovery schedule and feature distillation) take the
+    # behaviour the run was made with: no inner-feature term, fixed steps, constant rate, no EMA.
+    added = {"layer_distill_weight": 0.0, "layer_distill_layers": None, "steps_per_removed": 0,
+             "lr_schedule": "constant", "final_lr_fraction": 0.0, "ema_decay": 0.0}
+    assert {k: recorded["recovery"].pop(k) for k in added} == added
     assert recorded == with_absent_fields(old)
     assert (config.train.augment, config.loss.r1_weight) == ((), 0.0)
     assert stages.check_evaluation(config) == "classifier"
+    assert config.channels is None  # channel pruning was not part of that run
     assert prepare_run_dir(run_dir, config.to_dict()) is True  # the same run: a resume
+    assert damage_steps(config.recovery, 0.8) == old["recovery"]["steps"]
+    assert stages.stage_train_config(config.train, 10).ema_decay == 0.0
+    assert recovery_train_config(config.recovery, config.train) == config.train.replace(
+        steps=10, generator_lr=1e-4, discriminator_lr=1e-4)
+    assert stages.check_evaluation(config) == "classifier"
 
 
 def _unlabelled_config(folder, **evaluation):

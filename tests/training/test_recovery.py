@@ -6,7 +6,8 @@ import pytest
 from tfgan_opt import testing
 from tfgan_opt.compress import prune
 from tfgan_opt.training import recovery
-from tfgan_opt.core.config import PruneConfig, RecoveryConfig
+from tfgan_opt.core.config import (PruneConfig)
+from tfgan_opt.core.recovery_config import RecoveryConfig
 from tfgan_opt.compress.fold import fold_batch_norm
 
 

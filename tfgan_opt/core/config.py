@@ -13,7 +13,8 @@ from tfgan_opt.core.config_base import _check, _check_choice, _Config
 # choices read them too. STRATEGIES is re-exported for the scripts.
 from tfgan_opt.core.names import (ARCHITECTURES, AUGMENT_POLICIES, CHANNEL_CRITERIA,  # noqa: F401
                                   EXPORT_FORMATS, FEATURE_SPACES, LOSS_NAMES, PRUNE_MODES,
-                                  PRUNING_SCHEDULES, STRATEGIES, UPDATE_MODES, UPSAMPLING_MODES)
+                                  PRUNING_SCHEDULES, STRATEGIES, UPDATE_MODES, UPSAMPLING_MODES,
+                                  LR_SCHEDULES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,33 +235,6 @@ class PruneConfig(_Config):
         if self.block_m_by_n is not None:
             m, n = self.block_m_by_n
             _check(0 < m < n, f"block_m_by_n={self.block_m_by_n} needs 0 < m < n")
-
-
-@dataclasses.dataclass(frozen=True)
-class RecoveryConfig(_Config):
-    """Fine-tune of a compressed generator: distillation from the dense one plus adversarial loss.
-
-    Attributes:
-      steps: fine-tune steps.
-      learning_rate: Adam learning rate of the student generator (and the discriminator).
-      distill_weight: weight of L1(student(z), teacher(z)) on images.
-      feature_distill_weight: weight of L1 between discriminator features of student and teacher.
-      adversarial_weight: weight of the generator's adversarial loss (0: pure distillation).
-      train_discriminator: keep updating the discriminator during recovery.
-    """
-
-    steps: int = 500
-    learning_rate: float = 1e-4
-    distill_weight: float = 10.0
-    feature_distill_weight: float = 1.0
-    adversarial_weight: float = 1.0
-    train_discriminator: bool = True
-
-    def __post_init__(self):
-        _check(self.steps >= 0, f"steps={self.steps} must be >= 0")
-        _check(self.learning_rate > 0, f"learning_rate={self.learning_rate} must be positive")
-        for name in ("distill_weight", "feature_distill_weight", "adversarial_weight"):
-            _check(getattr(self, name) >= 0, f"{name}={getattr(self, name)} must be >= 0")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,8 @@ from typing import Optional
 
 from tfgan_opt.core.config import (ChannelPruneConfig, DataConfig, EvaluationConfig, ExportConfig,
                                    LossConfig, ModelConfig, PruneConfig, QuantizeConfig,
-                                   RecoveryConfig, TrainConfig, _check)
+                                   TrainConfig, _check)
+from tfgan_opt.core.recovery_config import RecoveryConfig
 
 
 # Sections of a run's config.json, in pipeline order; `PipelineConfig` holds one of each.

@@ -10,13 +10,15 @@ run_dir)``, everything after the stage's own config by keyword.
 from absl import logging
 
 from tfgan_opt.compress import prune
+from tfgan_opt.compress.channels import count_macs
 from tfgan_opt.compress.channels.narrow import narrow_with_config
 from tfgan_opt.compress.fold import fold_batch_norm
 from tfgan_opt.compress.quantize import apply_qat
-from tfgan_opt.core.config import RecoveryConfig
 from tfgan_opt.core.compat import import_tfmot
+from tfgan_opt.core.recovery_config import RecoveryConfig
 from tfgan_opt.core.errors import ConfigError
 from tfgan_opt.training.recovery import recover
+from tfgan_opt.training.schedule import damage_steps
 from tfgan_opt.training.trainer import GANTrainer
 
 tfmot = import_tfmot()  # not `import tensorflow_model_optimization`: see core/compat.py
@@ -40,7 +42,8 @@ def prune_gan(generator, discriminator, dataset, prune_config, *, loss_config,
       loss_config: `LossConfig`.
       train_config: `TrainConfig`; required in ``during`` mode, the base settings in
         ``finetune`` mode.
-      recovery_config: `RecoveryConfig`; required in ``finetune`` mode.
+      recovery_config: `RecoveryConfig`; required in ``finetune`` mode; its steps grow with the
+        target sparsity (`schedule.damage_steps`).
       run_dir: run directory of the trainer (None: in memory).
 
     Returns:
@@ -64,6 +67,8 @@ def prune_gan(generator, discriminator, dataset, prune_config, *, loss_config,
         if recovery_config is None:
             raise ConfigError("mode='finetune' fine-tunes a pruned copy: pass a recovery_config")
         critic = discriminator
+        recovery_config = recovery_config.replace(
+            steps=damage_steps(recovery_config, prune_config.target_sparsity))
         # Folded first: the student then trains as it will run (see recovery.RecoveryTrainer).
         student = prune.apply_pruning(fold_batch_norm(generator), prune_config,
                                       max(recovery_config.steps, 1))
@@ -84,7 +89,8 @@ def channel_prune_gan(generator, discriminator, dataset, channel_config, *, loss
         False).
       dataset: repeated ``tf.data.Dataset`` of (images [B, H, W, C] in [-1, 1], labels).
       channel_config: `ChannelPruneConfig`.
-      recovery_config: `RecoveryConfig` (steps 0: no fine-tune).
+      recovery_config: `RecoveryConfig` (steps 0: no fine-tune); its steps grow with the fraction
+        of MACs removed (`schedule.damage_steps`).
       loss_config: `LossConfig` of the adversarial term.
       run_dir, train_config: as for `recovery.recover`.
 
@@ -97,6 +103,9 @@ def channel_prune_gan(generator, discriminator, dataset, channel_config, *, loss
     # A saved EMA generator (GANTrainer.final_generator) has every layer frozen, which would
     # leave the student with no trainable variable and recovery silently doing nothing.
     student.network.trainable = True
+    removed = 1.0 - count_macs(student)["macs"] / count_macs(generator)["macs"]
+    recovery_config = recovery_config.replace(
+        steps=damage_steps(recovery_config, min(max(removed, 0.0), 1.0)))
     student = recover(student, generator, discriminator, dataset, recovery_config, loss_config,
                       run_dir=run_dir, train_config=train_config)
     return student, discriminator

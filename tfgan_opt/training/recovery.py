@@ -7,9 +7,13 @@ made from) see the same z. The student's loss is
       + distill_weight * |G_s(z) - G_t(z)|_1
       + feature_distill_weight * |D_f(G_s(z)) - D_f(G_t(z))|_1
 
+      + layer_distill_weight * sum_t w_t |f_t(S_t(z)) - T_t(z)|^2
+
 with D_f the discriminator's penultimate features, as in GAN compression by distillation
-(Aguinaldo et al. 2019; Li et al. 2020, "GAN Compression"). Each L1 is a mean over pixels or
-features, then over the global batch.
+(Aguinaldo et al. 2019; Li et al. 2020, "GAN Compression"), and S_t, T_t inner activations of
+student and teacher through learnable width adapters f_t (`training.feature_distill`). Each term
+is a mean over pixels or features, then over the global batch. The schedule (`training.schedule`):
+optional cosine learning-rate decay and an EMA of the student, shipped in its place.
 """
 
 import tensorflow as tf
@@ -18,6 +22,8 @@ from absl import logging
 from tfgan_opt.core.compat import keras
 from tfgan_opt.core.config import TrainConfig
 from tfgan_opt.compress.prune import final_pruned_generator, pruned_layers, pruning_callbacks
+from tfgan_opt.training.feature_distill import FeatureDistiller
+from tfgan_opt.training.schedule import LearningRateDecay
 from tfgan_opt.training.trainer import GANTrainer
 
 
@@ -29,11 +35,12 @@ def _mean_abs_per_example(a, b):
 
 def recovery_train_config(recovery_config, base=None):
     """The `TrainConfig` a recovery run uses: ``base`` (default `TrainConfig()`) with the
-    recovery's steps and learning rate (for both networks)."""
+    recovery's steps, learning rate (for both networks) and student EMA."""
     base = base or TrainConfig()
     return base.replace(steps=max(recovery_config.steps, 1),
                         generator_lr=recovery_config.learning_rate,
-                        discriminator_lr=recovery_config.learning_rate)
+                        discriminator_lr=recovery_config.learning_rate,
+                        ema_decay=recovery_config.ema_decay)
 
 
 class RecoveryTrainer(GANTrainer):
@@ -68,6 +75,24 @@ class RecoveryTrainer(GANTrainer):
                          train_discriminator=recovery_config.train_discriminator)
         self.teacher = teacher
         self.recovery_config = recovery_config
+        self.feature_distiller = None
+        if recovery_config.layer_distill_weight:
+            with self.strategy.scope():
+                self.feature_distiller = FeatureDistiller(
+                    student, teacher, recovery_config.layer_distill_layers, seed=self.config.seed)
+                self.adapter_optimizer = keras.optimizers.Adam(
+                    recovery_config.learning_rate, beta_1=self.config.beta_1,
+                    beta_2=self.config.beta_2)
+                self.adapter_optimizer.build(self.feature_distiller.adapter_variables)
+        if recovery_config.lr_schedule != "constant":
+            optimizers = {"generator": (self.generator_optimizer, recovery_config.learning_rate),
+                          "discriminator": (self.discriminator_optimizer,
+                                            recovery_config.learning_rate)}
+            if self.feature_distiller is not None:
+                optimizers["adapters"] = (self.adapter_optimizer, recovery_config.learning_rate)
+            self.callbacks.append(LearningRateDecay(optimizers, recovery_config.lr_schedule,
+                                                    self.config.steps,
+                                                    recovery_config.final_lr_fraction))
         if any(isinstance(layer, keras.layers.BatchNormalization)
                for layer in student.network.layers):
             logging.warning("The student has BatchNormalization: it trains on batch statistics "
@@ -79,7 +104,11 @@ class RecoveryTrainer(GANTrainer):
         config = self.recovery_config
         if not (config.distill_weight or config.feature_distill_weight):
             return {}
-        target = tf.stop_gradient(self.teacher(z, training=False))
+        return self._output_distill_losses(fake_images, tf.stop_gradient(
+            self.teacher(z, training=False)), global_batch_size)
+
+    def _output_distill_losses(self, fake_images, target, global_batch_size):
+        config = self.recovery_config
         losses = {}
         if config.distill_weight:
             per_example = _mean_abs_per_example(fake_images, target)
@@ -95,6 +124,44 @@ class RecoveryTrainer(GANTrainer):
                 config.feature_distill_weight
                 * tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size))
         return losses
+
+    def _generator_step(self, batch):
+        """`GANTrainer`'s generator step, with the student's inner activations taken from the same
+        forward pass and distilled; the width adapters train beside the student."""
+        if self.feature_distiller is None:
+            return super()._generator_step(batch)
+        z = batch["z_g"]
+        global_batch = tf.shape(z)[0] * self.strategy.num_replicas_in_sync
+        distiller = self.feature_distiller
+        with tf.GradientTape() as tape:
+            fake, student_features = distiller.student_outputs(z, training=True)
+            fake_logits = self.discriminator(fake, training=self.train_discriminator)
+            metrics = {"g_adv_loss": tf.nn.compute_average_loss(
+                self.loss.generator_loss(fake_logits), global_batch_size=global_batch)}
+            target, teacher_features = distiller.teacher_outputs(z)
+            extra = self._output_distill_losses(fake, target, global_batch)
+            extra["layer_distill_loss"] = self.recovery_config.layer_distill_weight * (
+                tf.nn.compute_average_loss(distiller.loss(student_features, teacher_features),
+                                           global_batch_size=global_batch))
+            metrics.update(extra)
+            loss = self.adversarial_weight * metrics["g_adv_loss"] + tf.add_n(list(extra.values()))
+            loss += self._regularization(self.generator)
+        variables = self.generator.trainable_variables
+        adapters = distiller.adapter_variables
+        gradients = tape.gradient(loss, variables + adapters)
+        self.generator_optimizer.apply_gradients(zip(gradients[:len(variables)], variables))
+        if adapters:
+            self.adapter_optimizer.apply_gradients(zip(gradients[len(variables):], adapters))
+        metrics["g_loss"] = loss
+        return metrics
+
+    def _checkpoint_object(self):
+        checkpoint = super()._checkpoint_object()
+        if self.feature_distiller is not None:  # a resumed recovery keeps its trained adapters
+            checkpoint.feature_adapters = [adapter for adapter in self.feature_distiller.adapters
+                                           if adapter is not None]
+            checkpoint.adapter_optimizer = self.adapter_optimizer
+        return checkpoint
 
 
 def distillation_l1(student, teacher, z, batch_size=256):
