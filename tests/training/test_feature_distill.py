@@ -7,7 +7,8 @@ import tensorflow as tf
 from tfgan_opt import testing
 from tfgan_opt.compress.channels.narrow import narrow_with_config
 from tfgan_opt.compress.fold import fold_batch_norm
-from tfgan_opt.core.config import (ChannelPruneConfig, ConfigError)
+from tfgan_opt.core.config import ChannelPruneConfig
+from tfgan_opt.core.errors import ConfigError
 from tfgan_opt.core.recovery_config import RecoveryConfig
 from tfgan_opt.training import feature_distill, recovery
 

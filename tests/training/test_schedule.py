@@ -5,7 +5,7 @@ import pytest
 
 from tfgan_opt import testing
 from tfgan_opt.compress.fold import fold_batch_norm
-from tfgan_opt.core.config import (ConfigError)
+from tfgan_opt.core.errors import ConfigError
 from tfgan_opt.core.recovery_config import RecoveryConfig
 from tfgan_opt.training import recovery, schedule
 
