@@ -14,6 +14,7 @@ bit-identically to the file without it (tested).
 """
 
 import json
+import struct
 
 import flatbuffers
 import numpy as np
@@ -114,7 +115,12 @@ def read_model_card(content, name="<bytes>"):
     Raises:
       ModelFileError: the entry exists but is not a JSON object.
     """
-    data = read_metadata(content).get(MODEL_CARD_NAME)
+    try:
+        data = read_metadata(content).get(MODEL_CARD_NAME)
+    except (struct.error, IndexError, ValueError, UnicodeDecodeError) as error:
+        # A truncated or damaged FlatBuffer: offsets point outside the file.
+        raise ModelFileError(f"{name} is not a readable TFLite model ({type(error).__name__}: "
+                             f"its metadata points outside the file)") from error
     if data is None:
         return None
     try:
