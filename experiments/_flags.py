@@ -72,7 +72,7 @@ def define_model_flags(width=64):
               "artifacts).")
 
 
-def define_train_flags(steps=2000):
+def define_train_flags(steps=2000, log_every=100):
     with _group("training"):
         _enum("loss", "non_saturating", LOSS_NAMES, "GAN loss.")
         flags.DEFINE_float("l1", 0.0, "L1 weight regularization.")
@@ -96,7 +96,7 @@ def define_train_flags(steps=2000):
         flags.DEFINE_float("discriminator_lr", 2e-4, "Discriminator Adam learning rate.")
         flags.DEFINE_float("ema_decay", 0.999, "EMA decay of generator weights (0: off).")
         flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints and sample grids.")
-        flags.DEFINE_integer("log_every", 100, "Steps between progress lines.")
+        flags.DEFINE_integer("log_every", log_every, "Steps between progress lines.")
         flags.DEFINE_integer("seed", 0, "Random seed.")
         flags.DEFINE_boolean("deterministic", False, "Enable op determinism (bit-identical "
                              "reruns).")

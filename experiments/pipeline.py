@@ -19,7 +19,8 @@ from tfgan_opt.core import rundir, runlock
 _flags.define_run_flags()
 _flags.define_data_flags(image_size=16)
 _flags.define_model_flags(width=16)
-_flags.define_train_flags(steps=5000)
+# Ten progress lines for the default 5000 steps keep the whole run's terminal under 80 lines.
+_flags.define_train_flags(steps=5000, log_every=500)
 _flags.define_compress_flags(recovery_steps=300, qat_steps=200, num_samples=2000)
 flags.adopt_module_key_flags(_flags)  # --help lists them, by group
 flags.adopt_module_key_flags(_cli)  # --verbose

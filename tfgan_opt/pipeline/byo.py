@@ -57,7 +57,10 @@ def user_pipeline_config(generator_network, data, **sections):
     if prune is not None and prune.mode == "during":
         raise ConfigError("prune mode 'during' trains a new GAN; a given generator is pruned "
                           "in mode 'finetune'")
-    return PipelineConfig(data=data, model=model, **sections)
+    config = PipelineConfig(data=data, model=model, **sections)
+    # A user's model comes without its training history (no checkpoints to continue), so there is
+    # no dense same-steps reference: the report compares with the model as given.
+    return config.replace(evaluation=config.evaluation.replace(same_steps_reference=False))
 
 
 def import_user_models(generator_network, discriminator_network, config, *, run_dir, source):
