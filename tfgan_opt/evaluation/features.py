@@ -67,6 +67,25 @@ def _check_labels(labels, num_images, num_classes):
     return labels.astype(np.int64)
 
 
+def conv_trunk(image_shape, filters, what):
+    """(inputs, feature map) of the domain networks' conv stack: a 3x3 conv + max-pool block per
+    entry of ``filters``, then ``filters[-1]`` blocks until the map is at most 7 wide. Raises
+    `DataError` (naming ``what``) unless the images are square, >= 8 wide, 1 or 3 channels."""
+    side, width, channels = image_shape
+    if side != width or side < _MIN_IMAGE_SIDE or channels not in (1, 3):
+        raise DataError(f"the {what} needs square images of side >= {_MIN_IMAGE_SIDE} with 1 "
+                        f"or 3 channels, got shape {tuple(image_shape)}")
+    inputs = keras.Input(shape=tuple(image_shape), dtype="float32")
+    x = inputs
+    for count in filters:
+        x = keras.layers.Conv2D(count, 3, padding="same", activation="relu")(x)
+        x = keras.layers.MaxPooling2D()(x)
+    while x.shape[1] > _MAX_FLATTEN_SIDE:
+        x = keras.layers.Conv2D(filters[-1], 3, padding="same", activation="relu")(x)
+        x = keras.layers.MaxPooling2D()(x)
+    return inputs, x
+
+
 def build_classifier(image_shape, num_classes):
     """Builds the small CNN whose ``embedding`` layer and logits serve as features.
 
@@ -81,18 +100,7 @@ def build_classifier(image_shape, num_classes):
     Raises:
       DataError: the image shape is not supported.
     """
-    side, width, channels = image_shape
-    if side != width or side < _MIN_IMAGE_SIDE or channels not in (1, 3):
-        raise DataError(f"the classifier needs square images of side >= {_MIN_IMAGE_SIDE} with 1 "
-                        f"or 3 channels, got shape {tuple(image_shape)}")
-    inputs = keras.Input(shape=tuple(image_shape), dtype="float32")
-    x = inputs
-    for filters in (32, 64):
-        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
-        x = keras.layers.MaxPooling2D()(x)
-    while x.shape[1] > _MAX_FLATTEN_SIDE:
-        x = keras.layers.Conv2D(64, 3, padding="same", activation="relu")(x)
-        x = keras.layers.MaxPooling2D()(x)
+    inputs, x = conv_trunk(image_shape, (32, 64), "classifier")
     x = keras.layers.Dropout(0.25)(keras.layers.Flatten()(x))
     x = keras.layers.Dense(128, activation="relu", name=EMBEDDING_LAYER_NAME)(x)
     logits = keras.layers.Dense(num_classes, name="logits")(keras.layers.Dropout(0.5)(x))

@@ -25,14 +25,13 @@ from absl import logging
 from tfgan_opt.core import artifacts, keras_files
 from tfgan_opt.core.compat import keras
 from tfgan_opt.core.errors import DataError, ModelFileError
-from tfgan_opt.evaluation.features import EMBEDDING_LAYER_NAME, check_images, run_batched
+from tfgan_opt.evaluation.features import (EMBEDDING_LAYER_NAME, check_images, conv_trunk,
+                                          run_batched)
 
 # Bump whenever build_encoder, the augmentations or the training procedure change.
 ENCODER_RECIPE_VERSION = 1
 _ENCODER_FILE = "encoder.keras"
 _INFO_FILE = "info.json"
-_MIN_IMAGE_SIDE = 8
-_MAX_FLATTEN_SIDE = 7
 _PROJECTION_DIM = 64
 # Augmentation strengths: crops keep >= this fraction of the side; jitter ranges in [-1, 1] units.
 _MIN_CROP_SIDE = 0.75
@@ -55,20 +54,8 @@ def build_encoder(image_shape, embedding_dim=128):
     Raises:
       DataError: the image shape is not supported.
     """
-    side, width, channels = image_shape
-    if side != width or side < _MIN_IMAGE_SIDE or channels not in (1, 3):
-        raise DataError(f"the label-free encoder needs square images of side >= "
-                        f"{_MIN_IMAGE_SIDE} with 1 or 3 channels, got shape {tuple(image_shape)}")
-    inputs = keras.Input(shape=tuple(image_shape), dtype="float32")
-    x = inputs
     # Half the classifier's filters: contrastive training sees two views per image per step.
-    for filters in (16, 32):
-        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
-        x = keras.layers.MaxPooling2D()(x)
-    # Conv blocks until the map is at most 7 wide, so the Dense layer stays small at 128x128.
-    while x.shape[1] > _MAX_FLATTEN_SIDE:
-        x = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(x)
-        x = keras.layers.MaxPooling2D()(x)
+    inputs, x = conv_trunk(image_shape, (16, 32), "label-free encoder")
     x = keras.layers.Dense(embedding_dim, activation="relu",
                            name=EMBEDDING_LAYER_NAME)(keras.layers.Flatten()(x))
     return keras.Model(inputs, x, name="label_free_encoder")
