@@ -16,8 +16,8 @@ from tfgan_opt import (ChannelPruneConfig, ConfigError, DataConfig, EvaluationCo
                        RecoveryConfig, TrainConfig)
 from tfgan_opt.core.config import (ARCHITECTURES, AUGMENT_POLICIES, CHANNEL_CRITERIA,
                                    EXPORT_FORMATS, FEATURE_SPACES, LOSS_NAMES, LR_SCHEDULES,
-                                   PRUNE_MODES, PRUNING_SCHEDULES, STRATEGIES, UPDATE_MODES,
-                                   UPSAMPLING_MODES)
+                                   PRUNE_MODES, PRUNING_SCHEDULES, SPARSITY_ALLOCATIONS,
+                                   STRATEGIES, UPDATE_MODES, UPSAMPLING_MODES)
 
 FLAGS = flags.FLAGS
 
@@ -163,6 +163,9 @@ def define_compress_flags(recovery_steps=500, qat_steps=300, num_samples=10_000)
         _enum("pruning_schedule", "polynomial", PRUNING_SCHEDULES, "tfmot pruning schedule.")
         _enum("prune_mode", "finetune", PRUNE_MODES, "finetune: prune a trained GAN; during: "
               "train a fresh GAN while pruning.")
+        _enum("sparsity_allocation", "uniform", SPARSITY_ALLOCATIONS, "uniform: every pruned "
+              "layer to --target_sparsity; sensitivity: per-layer sparsities from the trained "
+              "generator's sensitivity, --target_sparsity of the weights in all.")
         flags.DEFINE_integer("pruning_frequency", 50, "Steps between mask updates.")
         flags.DEFINE_string("block_m_by_n", None, "m:n structured sparsity, e.g. 2:4 "
                             "(Dense/Conv2D).")
@@ -238,6 +241,7 @@ def compress_configs():
     """The compression-side configs: {prune (None if --noprune), recovery, quantize, export, evaluation}."""
     prune = PruneConfig(target_sparsity=FLAGS.target_sparsity, schedule=FLAGS.pruning_schedule,
                         mode=FLAGS.prune_mode, frequency=FLAGS.pruning_frequency,
+                        allocation=FLAGS.sparsity_allocation,
                         block_m_by_n=_m_by_n()) if FLAGS.prune else None
     channels = (ChannelPruneConfig(macs_target=FLAGS.channel_macs_target,
                                    criterion=FLAGS.channel_criterion)

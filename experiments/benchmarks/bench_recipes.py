@@ -35,7 +35,7 @@ _EMA = {"train": {"ema_decay": 0.999}}
 _TTUR = {"train": {"ema_decay": 0.999, "generator_lr": 1e-4, "discriminator_lr": 4e-4}}
 _AUG = ("color", "translation", "cutout")
 # name -> {"model"|"loss"|"train": overrides of the dataset's baseline configs}; "wide" doubles
-# both widths.
+# both widths, "wide_d" the discriminator's only.
 RECIPES = {
     "default": {},
     "ema": _EMA,
@@ -52,6 +52,8 @@ RECIPES = {
     "r1_diffaug": {"train": {**_EMA["train"], "augment": _AUG}, "loss": {"r1_weight": 1.0}},
     "r1_wide": {**_EMA, "loss": {"r1_weight": 1.0}, "wide": True},
     "r1_bilinear": {**_EMA, "loss": {"r1_weight": 1.0}, "model": {"upsample": "bilinear"}},
+    "r1_gamma01": {**_EMA, "loss": {"r1_weight": 0.1}},
+    "r1_wide_d": {**_EMA, "loss": {"r1_weight": 1.0}, "wide_d": True},
     "hinge_sn_diffaug": {"train": {**_EMA["train"], "augment": _AUG}, "loss": {"name": "hinge"},
                          "model": {"spectral_norm": True}},
 }
@@ -78,6 +80,8 @@ def recipe_configs(dataset, recipe):
     spec = RECIPES[recipe]
     if spec.get("wide"):
         width, d_width = 2 * width, 2 * d_width
+    if spec.get("wide_d"):
+        d_width = 2 * d_width
     data = DataConfig(source=source, image_size=size, batch_size=FLAGS.batch_size, seed=FLAGS.seed)
     model = ModelConfig(image_size=size, width=width, discriminator_width=d_width,
                         **spec.get("model", {}))

@@ -21,6 +21,7 @@ so it is pruned.
 import numpy as np
 from absl import logging
 
+from tfgan_opt.compress.allocation import sensitivity_allocation
 from tfgan_opt.core.compat import import_tfmot, keras, tfmot_private
 from tfgan_opt.core.errors import ConfigError
 from tfgan_opt.models.qat_layers import SPARSITY_MASK_SUFFIX
@@ -105,7 +106,8 @@ def apply_pruning(model, config, total_steps, skip_layers=None):
 
     Args:
       model: `Generator` or `Discriminator` with a plain (unpruned) network. Left untouched.
-      config: `PruneConfig` (schedule, target, ``block_m_by_n``).
+      config: `PruneConfig` (schedule, target, ``block_m_by_n``, allocation; ``sensitivity``
+        needs a `Generator`: it measures its output on seeded latents).
       total_steps: steps of the run that will prune it (see `make_pruning_schedule`).
       skip_layers: layer names to keep dense; None: see `prunable_layer_names`.
 
@@ -129,19 +131,37 @@ def apply_pruning(model, config, total_steps, skip_layers=None):
                 f"block_m_by_n={tuple(config.block_m_by_n)} needs Dense or Conv2D layers, but "
                 f"{', '.join(unsupported)} of {network.name} are not (Conv2DTranspose has no "
                 f"m-by-n kernel layout in TFLite); use unstructured pruning or arch 'mlp'")
-    schedule = make_pruning_schedule(config, total_steps)
     m_by_n = None if config.block_m_by_n is None else tuple(config.block_m_by_n)
+    targets = layer_targets(model, config, names)
+    # A layer the allocation leaves dense is not wrapped (a zero-sparsity schedule would only
+    # add a mask to carry through QAT).
+    schedules = {name: make_pruning_schedule(config.replace(
+        target_sparsity=target, initial_sparsity=min(config.initial_sparsity, target)),
+        total_steps) for name, target in targets.items() if target > 0}
 
     def wrap(layer):
-        if layer.name not in names:
+        if layer.name not in schedules:
             return layer
-        return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule,
-                                                        sparsity_m_by_n=m_by_n)
+        return tfmot.sparsity.keras.prune_low_magnitude(
+            layer, pruning_schedule=schedules[layer.name], sparsity_m_by_n=m_by_n)
 
     pruned = clone_network(network, wrap)
-    logging.info("Pruning %s of %s to sparsity %.2f%s.", ", ".join(sorted(names)), network.name,
-                 config.target_sparsity, f" ({m_by_n[0]}:{m_by_n[1]})" if m_by_n else "")
+    logging.info("Pruning %s of %s to sparsity %s%s.", ", ".join(sorted(schedules)), network.name,
+                 ", ".join(f"{name} {target:.2f}" for name, target in targets.items()),
+                 f" ({m_by_n[0]}:{m_by_n[1]})" if m_by_n else "")
     return model.with_network(pruned)
+
+
+def layer_targets(model, config, names):
+    """{layer name: final sparsity} of the layers ``names`` of ``model`` under ``config``."""
+    ordered = [layer.name for layer in model.network.layers if layer.name in names]
+    if config.allocation == "uniform":
+        return {name: config.target_sparsity for name in ordered}
+    if not hasattr(model, "sample_latents"):
+        raise ConfigError(f"allocation={config.allocation!r} measures a generator's output; "
+                          f"{model.network.name} is not a Generator")
+    targets, _ = sensitivity_allocation(model, ordered, config.target_sparsity)
+    return targets
 
 
 def final_pruned_generator(trainer):

@@ -14,7 +14,7 @@ from tfgan_opt.core.config_base import _check, _check_choice, _Config
 from tfgan_opt.core.names import (ARCHITECTURES, AUGMENT_POLICIES, CHANNEL_CRITERIA,  # noqa: F401
                                   EXPORT_FORMATS, FEATURE_SPACES, LOSS_NAMES, PRUNE_MODES,
                                   PRUNING_SCHEDULES, STRATEGIES, UPDATE_MODES, UPSAMPLING_MODES,
-                                  LR_SCHEDULES)
+                                  LR_SCHEDULES, SPARSITY_ALLOCATIONS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,6 +209,9 @@ class PruneConfig(_Config):
       block_m_by_n: (m, n) for m-by-n structured sparsity (e.g. (2, 4)); None for unstructured.
       prune_discriminator: prune the discriminator too (during-training mode).
       mode: ``during`` (prune while training the GAN) or ``finetune`` (prune a trained GAN).
+      allocation: ``uniform`` (every pruned layer to ``target_sparsity``) or ``sensitivity``
+        (per-layer sparsities from the trained generator's sensitivity that remove
+        ``target_sparsity`` of the pruned layers' weights in all; `compress.allocation`).
     """
 
     target_sparsity: float = 0.8
@@ -220,6 +223,7 @@ class PruneConfig(_Config):
     block_m_by_n: Optional[Tuple[int, int]] = None
     prune_discriminator: bool = False
     mode: str = "finetune"
+    allocation: str = "uniform"
 
     def __post_init__(self):
         _check(0 <= self.target_sparsity < 1,
@@ -228,6 +232,11 @@ class PruneConfig(_Config):
                f"initial_sparsity={self.initial_sparsity} must be in [0, target_sparsity]")
         _check_choice("schedule", self.schedule, PRUNING_SCHEDULES)
         _check_choice("mode", self.mode, PRUNE_MODES)
+        _check_choice("allocation", self.allocation, SPARSITY_ALLOCATIONS)
+        _check(self.allocation == "uniform" or (self.mode == "finetune" and
+                                                self.block_m_by_n is None),
+               f"allocation={self.allocation!r} measures a trained generator: it needs "
+               "mode='finetune' and unstructured sparsity (no block_m_by_n)")
         _check(self.begin_step >= 0, f"begin_step={self.begin_step} must be >= 0")
         _check(self.end_step == -1 or self.end_step > self.begin_step,
                f"end_step={self.end_step} must be -1 or greater than begin_step")

@@ -12,9 +12,11 @@ ABSENT_FIELDS = {
     "ModelConfig": {"upsample": "transpose"},
     "LossConfig": {"r1_weight": 0.0},
     "TrainConfig": {"augment": (), "update": "alternating"},
+    "PruneConfig": {"allocation": "uniform"},
 }
 # The run-directory sections (config.json keys) those classes are recorded under.
-_SECTION_CLASSES = {"model": "ModelConfig", "loss": "LossConfig", "train": "TrainConfig"}
+_SECTION_CLASSES = {"model": "ModelConfig", "loss": "LossConfig", "train": "TrainConfig",
+                    "prune": "PruneConfig"}
 
 
 def with_absent_fields(recorded):
