@@ -4,7 +4,7 @@
 
     python experiments/pipeline.py --run_dir=runs/mnist \
         --dataset=idx:../shared/data/mnist-t10k/t10k-images-idx3-ubyte.gz \
-        --image_size=28 --width=32 --discriminator_width=32 --steps=4000
+        --image_size=28 --width=32 --discriminator_width=32 --steps=9000
 
 Writes <run_dir>/report.md. Rerunning the same command resumes: completed stages are skipped and an
 interrupted one continues from its checkpoints.
