@@ -12,7 +12,7 @@ The real digits are split in two halves: the first is the reference set every ge
 compared with; the "real" generators draw from the second, so no image is compared with itself.
 The extractors are trained on all 10,000 digits, as the pipeline's evaluate stage would.
 
-  PYTHONPATH=. nice -n 5 python experiments/benchmarks/bench_feature_spaces.py \
+  PYTHONPATH=. nice -n 15 python experiments/benchmarks/bench_feature_spaces.py \
       --spread_dir=/work/tmp/spread --out_dir=/work/tmp/bench_feature_spaces
 
 --spread_dir holds generator_step<N>.keras checkpoints and a compressed run directory
@@ -59,7 +59,8 @@ def _extractors(images, labels, cache_dir):
     out["label_free"] = (encoder, {"wall_s": wall, "cpu_s": cpu, "load": os.getloadavg()[0],
                                    "view_accuracy": encoder.view_accuracy})
     keras.utils.set_random_seed(FLAGS.seed)
-    untrained = label_free.EncoderFeatureExtractor(label_free.build_encoder(images.shape[1:]))
+    untrained = label_free.EncoderFeatureExtractor(
+        label_free.feature_model(label_free.build_encoder(images.shape[1:])))
     out["untrained_encoder"] = (untrained, {"view_accuracy": label_free.view_matching_accuracy(
         untrained.encoder, images[:256])})
     return out

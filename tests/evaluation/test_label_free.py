@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfgan_opt.core.compat import keras
 from tfgan_opt.core.errors import DataError, ModelFileError
 from tfgan_opt.evaluation import features, label_free
 
@@ -46,7 +47,7 @@ def test_encoder_matches_views_of_held_out_images_far_above_chance(extractor):
 def test_activations_have_documented_shape_and_no_logits(extractor, images):
     activations, logits = extractor.activations_and_logits(images[:7], batch_size=3)
     assert logits is None
-    assert activations.shape == (7, 128) and activations.dtype == np.float64
+    assert activations.shape == (7, 32) and activations.dtype == np.float64
     np.testing.assert_allclose(activations, extractor.encoder(images[:7]).numpy(), rtol=1e-5,
                                atol=1e-6)
 
@@ -104,9 +105,22 @@ def test_collapsed_images_score_worse_than_the_real_distribution(extractor, imag
                                    (128, 128, 3)])
 def test_encoder_builds_for_supported_shapes_with_small_flatten(shape):
     encoder = label_free.build_encoder(shape)
-    assert encoder.output_shape == (None, 128)
+    assert encoder.output_shape == [(None, 64), (None, 32)]
+    assert label_free.feature_model(encoder).output_shape == (None, 32)
     flatten = [layer for layer in encoder.layers if layer.name.startswith("flatten")][0]
     assert flatten.input_shape[1] <= 7
+
+
+def test_features_are_cosine_similarities_to_unit_prototypes(extractor, images):
+    # Training renormalizes the prototypes after every step: the features stay in [-1, 1] and
+    # equal the cosine between the projection and each prototype.
+    kernel = extractor.encoder.get_layer(label_free.FEATURE_LAYER_NAME).kernel.numpy()
+    np.testing.assert_allclose(np.linalg.norm(kernel, axis=0), 1.0, rtol=1e-5)
+    projection = extractor.encoder.get_layer("projection").output
+    projections = keras.Model(extractor.encoder.input, projection)(images[:6]).numpy()
+    cosines = (projections / np.linalg.norm(projections, axis=1, keepdims=True)) @ kernel
+    np.testing.assert_allclose(extractor.activations_and_logits(images[:6])[0], cosines,
+                               rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("shape", [(4, 4, 1), (16, 8, 1), (16, 16, 2)])
@@ -153,3 +167,44 @@ def test_nt_xent_loss_matches_a_view_by_view_reference():
     basis = np.eye(5, 8, dtype=np.float32)
     np.testing.assert_allclose(float(label_free.nt_xent_loss(basis, basis, 0.05)), 0.0,
                                atol=1e-6)
+
+
+def _sinkhorn_reference(similarities, epsilon, iterations):
+    """Sinkhorn-Knopp written with scaling vectors (Cuturi 2013): P = diag(u) exp(S / eps) diag(v),
+    v fixing the prototypes' mass to 1/K, then u the images' to 1/B, times B (rows sum to 1)."""
+    kernel = np.exp(similarities / epsilon)
+    num_images, num_prototypes = kernel.shape
+    u, v = np.ones(num_images), np.ones(num_prototypes)
+    for _ in range(iterations):
+        v = (1.0 / num_prototypes) / (kernel.T @ u)
+        u = (1.0 / num_images) / (kernel @ v)
+    return num_images * u[:, None] * kernel * v[None, :]
+
+
+def test_sinkhorn_codes_match_a_scaling_vector_reference_and_spread_the_batch():
+    rng = np.random.default_rng(0)
+    similarities = rng.uniform(-1, 1, (12, 4))
+    codes = label_free.sinkhorn_codes(tf.constant(similarities, tf.float32), 0.5, 3).numpy()
+    np.testing.assert_allclose(codes, _sinkhorn_reference(similarities, 0.5, 3), rtol=1e-4)
+    np.testing.assert_allclose(codes.sum(axis=1), 1.0, rtol=1e-5)
+    # Every image prefers prototype 0, yet with enough rounds each prototype gets 1/4 of the batch.
+    skewed = np.tile([0.9, 0.1, 0.0, -0.2], (12, 1)) + rng.normal(0, 0.3, (12, 4))
+    codes = label_free.sinkhorn_codes(tf.constant(skewed, tf.float32), 0.5, 50).numpy()
+    np.testing.assert_allclose(codes.sum(axis=0), 3.0, rtol=1e-3)
+
+
+def test_swapped_prediction_loss_matches_cross_entropy_with_the_partners_codes():
+    rng = np.random.default_rng(1)
+    first, second = rng.uniform(-1, 1, (6, 5)), rng.uniform(-1, 1, (6, 5))
+    loss = label_free.swapped_prediction_loss(tf.constant(first, tf.float32),
+                                              tf.constant(second, tf.float32), 0.1)
+    codes = [_sinkhorn_reference(x, 0.05, 3) for x in (first, second)]
+
+    def log_softmax(x):
+        x = x / 0.1
+        return x - x.max(axis=1, keepdims=True) - np.log(
+            np.exp(x - x.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True))
+
+    expected = -0.5 * np.mean((codes[1] * log_softmax(first)).sum(axis=1)
+                              + (codes[0] * log_softmax(second)).sum(axis=1))
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-4)

@@ -1,14 +1,22 @@
-"""A label-free domain feature extractor: a small contrastive (SimCLR-style) encoder.
+"""A label-free domain feature extractor: a small contrastive encoder with learned prototypes.
 
 Trained on the real images alone (no labels, no download), it plays the role the labelled
-classifier of `tfgan_opt.evaluation.features` plays when the source has labels: its 128-d
-``embedding`` layer is the feature space of FD, KID and precision/recall. SimCLR (Chen et al.
-2020, "A Simple Framework for Contrastive Learning of Visual Representations") trains an encoder
-so that two random augmentations of one image map close together and away from every other image
-of the batch (the NT-Xent loss); the features then describe what survives the augmentations:
-shapes and layout, not pixel noise or exact position. The augmentations are the ones that keep an
-image's meaning in any domain: a random crop resized back (translation and zoom), brightness and
-contrast jitter, and Gaussian noise. No flips: a mirrored digit is another symbol.
+classifier of `tfgan_opt.evaluation.features` plays when the source has labels: the cosine
+similarities of an image to 32 learned prototypes are the feature space of FD, KID and
+precision/recall. Two objectives train it together:
+- SimCLR (Chen et al. 2020, "A Simple Framework for Contrastive Learning of Visual
+  Representations"): two random augmentations of one image map close together and away from every
+  other image of the batch (the NT-Xent loss, on a projection head);
+- SwAV (Caron et al. 2020, "Unsupervised Learning of Visual Features by Contrasting Cluster
+  Assignments"): each view predicts the other view's assignment to the prototypes, the assignments
+  computed by Sinkhorn-Knopp so that the batch spreads evenly over them.
+Contrastive features alone describe each image's strokes and texture more than what it depicts: a
+set of real digits of five classes out of ten scored better than every trained generator. The
+prototypes are clusters of the data, so similarities to them describe which kind of image it is,
+and a generator that drops modes moves their mean (measured on MNIST: BUILD_NOTES.md, issue 17).
+The augmentations are the ones that keep an image's meaning in any domain: a random crop resized
+back (translation and zoom), brightness and contrast jitter, and Gaussian noise. No flips: a
+mirrored digit is another symbol.
 
 Numbers from it are comparable only between runs that use the same encoder (the cache keys it by
 dataset and recipe, like the classifier).
@@ -29,10 +37,17 @@ from tfgan_opt.evaluation.features import (EMBEDDING_LAYER_NAME, check_images, c
                                           run_batched)
 
 # Bump whenever build_encoder, the augmentations or the training procedure change.
-ENCODER_RECIPE_VERSION = 1
+# 1: SimCLR only, features from the 128-d embedding. 2: + SwAV prototypes, features = similarities.
+ENCODER_RECIPE_VERSION = 2
+FEATURE_LAYER_NAME = "prototypes"
 _ENCODER_FILE = "encoder.keras"
 _INFO_FILE = "info.json"
 _PROJECTION_DIM = 64
+# SwAV's values (Caron et al. 2020): prototype softmax temperature, Sinkhorn entropy and rounds.
+_NUM_PROTOTYPES = 32
+_PROTOTYPE_TEMPERATURE = 0.1
+_SINKHORN_EPSILON = 0.05
+_SINKHORN_ITERATIONS = 3
 # Augmentation strengths: crops keep >= this fraction of the side; jitter ranges in [-1, 1] units.
 _MIN_CROP_SIDE = 0.75
 _BRIGHTNESS = 0.2
@@ -40,16 +55,19 @@ _CONTRAST = 0.3
 _NOISE_STD = 0.05
 
 
-def build_encoder(image_shape, embedding_dim=128):
-    """Builds the encoder: conv blocks, then a ReLU Dense layer named ``embedding``.
+def build_encoder(image_shape, embedding_dim=128, num_prototypes=_NUM_PROTOTYPES):
+    """Builds the training network: conv blocks -> ReLU Dense ``embedding`` -> 2-layer projection
+    head -> unit length -> bias-free Dense ``prototypes`` (cosine similarity to each prototype
+    while its kernel's columns have unit length, which `train_encoder` maintains).
 
     Args:
       image_shape: (side, side, channels) with side >= 8 and channels 1 or 3.
-      embedding_dim: width of the ``embedding`` layer (the features).
+      embedding_dim: width of the ``embedding`` layer.
+      num_prototypes: number of prototypes (the width of the features).
 
     Returns:
       An uncompiled Functional ``keras.Model`` from float32 [N, side, side, channels] in [-1, 1] to
-      float32 [N, embedding_dim].
+      [projections float32 [N, 64], similarities float32 [N, num_prototypes]].
 
     Raises:
       DataError: the image shape is not supported.
@@ -58,15 +76,24 @@ def build_encoder(image_shape, embedding_dim=128):
     inputs, x = conv_trunk(image_shape, (16, 32), "label-free encoder")
     x = keras.layers.Dense(embedding_dim, activation="relu",
                            name=EMBEDDING_LAYER_NAME)(keras.layers.Flatten()(x))
-    return keras.Model(inputs, x, name="label_free_encoder")
+    x = keras.layers.Dense(embedding_dim, activation="relu", name="projection_hidden")(x)
+    projections = keras.layers.Dense(_PROJECTION_DIM, name="projection")(x)
+    similarities = keras.layers.Dense(num_prototypes, use_bias=False, name=FEATURE_LAYER_NAME)(
+        keras.layers.UnitNormalization()(projections))
+    encoder = keras.Model(inputs, [projections, similarities], name="label_free_encoder")
+    _normalize_prototypes(encoder)
+    return encoder
 
 
-def _projection_head(embedding_dim):
-    # SimCLR computes the loss on a small MLP head and keeps the layer below it as features: the
-    # head discards what the augmentations vary, the embedding keeps more of the image.
-    return keras.Sequential([keras.Input((embedding_dim,)),
-                             keras.layers.Dense(embedding_dim, activation="relu"),
-                             keras.layers.Dense(_PROJECTION_DIM)], name="projection_head")
+def feature_model(encoder):
+    """The part of a `build_encoder` network that gives the features: images -> similarities."""
+    return keras.Model(encoder.input, encoder.get_layer(FEATURE_LAYER_NAME).output,
+                       name="label_free_features")
+
+
+def _normalize_prototypes(encoder):
+    kernel = encoder.get_layer(FEATURE_LAYER_NAME).kernel  # [projection dim, prototypes]
+    kernel.assign(tf.math.l2_normalize(kernel, axis=0))
 
 
 def augment(images, seed):
@@ -111,22 +138,69 @@ def nt_xent_loss(first, second, temperature):
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(partners, logits))
 
 
-def view_matching_accuracy(encoder, images, seed=0):
-    """How often an augmented view's nearest embedding (cosine) is the other view of its image.
+def sinkhorn_codes(similarities, epsilon=_SINKHORN_EPSILON, iterations=_SINKHORN_ITERATIONS):
+    """SwAV's soft assignment of a batch to prototypes, spread evenly (Sinkhorn-Knopp).
 
-    A sanity figure for the encoder on images it did not train on (chance: 1 / (2N - 1)).
+    Alternately rescales exp(similarities / epsilon) so that every prototype holds 1/K of the
+    batch's mass and every image 1/B, ending on the images (Caron et al. 2020, Algorithm 1).
+
+    Args:
+      similarities: float32 [B, K] scores of B images against K prototypes.
+      epsilon: entropy of the assignment (smaller: closer to hard assignment).
+      iterations: rescaling rounds.
+
+    Returns:
+      float32 [B, K]: each row a distribution over the prototypes; no gradient flows through it.
+    """
+    scores = tf.stop_gradient(similarities) / epsilon
+    codes = tf.exp(scores - tf.reduce_max(scores))
+    codes /= tf.reduce_sum(codes)
+    num_images = tf.cast(tf.shape(codes)[0], codes.dtype)
+    num_prototypes = tf.cast(tf.shape(codes)[1], codes.dtype)
+    for _ in range(iterations):
+        codes /= tf.reduce_sum(codes, axis=0, keepdims=True) * num_prototypes
+        codes /= tf.reduce_sum(codes, axis=1, keepdims=True) * num_images
+    return codes * num_images
+
+
+def swapped_prediction_loss(first, second, temperature=_PROTOTYPE_TEMPERATURE):
+    """SwAV's loss: each view's prototype softmax predicts the other view's `sinkhorn_codes`.
+
+    Args:
+      first, second: float32 [B, K] prototype similarities; row i of both are views of one image.
+      temperature: softmax temperature, > 0.
+
+    Returns:
+      Scalar float32: the mean cross entropy of the two predictions.
+    """
+    first_codes, second_codes = sinkhorn_codes(first), sinkhorn_codes(second)
+    cross_entropy = (
+        tf.reduce_sum(second_codes * tf.nn.log_softmax(first / temperature), axis=1)
+        + tf.reduce_sum(first_codes * tf.nn.log_softmax(second / temperature), axis=1))
+    return -0.5 * tf.reduce_mean(cross_entropy)
+
+
+def view_matching_accuracy(model, images, seed=0):
+    """How often an augmented view's nearest output (cosine) is the other view of its image.
+
+    A sanity figure for an encoder on images it did not train on (chance: 1 / (2N - 1)).
+
+    Args:
+      model: maps float32 [N, side, side, C] to float32 [N, D] (one output).
+      images: float32 [N, side, side, C] in [-1, 1].
+      seed: seed of the views.
     """
     first = augment(tf.constant(images), tf.constant([seed, 1]))
     second = augment(tf.constant(images), tf.constant([seed, 2]))
-    a = tf.math.l2_normalize(encoder(first, training=False), axis=1)
-    b = tf.math.l2_normalize(encoder(second, training=False), axis=1)
+    a = tf.math.l2_normalize(model(first, training=False), axis=1)
+    b = tf.math.l2_normalize(model(second, training=False), axis=1)
     nearest = tf.argmax(tf.matmul(a, b, transpose_b=True), axis=1, output_type=tf.int32)
     return float(tf.reduce_mean(tf.cast(nearest == tf.range(tf.shape(a)[0]), tf.float32)))
 
 
-def train_encoder(images, *, steps=200, batch_size=128, temperature=0.2, learning_rate=1e-3,
+def train_encoder(images, *, steps=400, batch_size=128, temperature=0.2, learning_rate=1e-3,
                   seed=0, held_out=256):
-    """Trains the contrastive encoder on unlabelled real images.
+    """Trains the encoder on unlabelled real images: NT-Xent + SwAV's swapped prediction.
 
     Args:
       images: float [N, side, side, C] in [-1, 1], side >= 8, C in {1, 3}, N >= 16.
@@ -138,8 +212,8 @@ def train_encoder(images, *, steps=200, batch_size=128, temperature=0.2, learnin
       held_out: images kept out of training to measure `view_matching_accuracy` (at most N / 5).
 
     Returns:
-      (encoder, accuracy): the trained `build_encoder` model and its held-out view-matching
-      accuracy in [0, 1].
+      (features, accuracy): the trained `feature_model` and the held-out view-matching accuracy
+      of its projections, in [0, 1].
 
     Raises:
       DataError: bad images or too few of them.
@@ -154,17 +228,18 @@ def train_encoder(images, *, steps=200, batch_size=128, temperature=0.2, learnin
     batch_size = min(batch_size, train.shape[0])
     keras.utils.set_random_seed(seed)
     encoder = build_encoder(images.shape[1:])
-    head = _projection_head(int(encoder.output_shape[-1]))
     optimizer = keras.optimizers.Adam(learning_rate)
-    variables = encoder.trainable_variables + head.trainable_variables
+    variables = encoder.trainable_variables
 
     @tf.function
     def step(batch, step_seed):
         with tf.GradientTape() as tape:
-            first = head(encoder(augment(batch, step_seed), training=True), training=True)
-            second = head(encoder(augment(batch, step_seed + 1), training=True), training=True)
-            loss = nt_xent_loss(first, second, temperature)
+            first, first_similarities = encoder(augment(batch, step_seed), training=True)
+            second, second_similarities = encoder(augment(batch, step_seed + 1), training=True)
+            loss = (nt_xent_loss(first, second, temperature)
+                    + swapped_prediction_loss(first_similarities, second_similarities))
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        _normalize_prototypes(encoder)
         return loss
 
     rng = np.random.default_rng(seed + 1)
@@ -172,18 +247,18 @@ def train_encoder(images, *, steps=200, batch_size=128, temperature=0.2, learnin
     for index in range(steps):
         rows = rng.choice(train.shape[0], batch_size, replace=False)
         loss = step(tf.constant(train[rows]), tf.constant([seed, 2 * index + 3]))
-    accuracy = view_matching_accuracy(encoder, held, seed)
+    accuracy = view_matching_accuracy(keras.Model(encoder.input, encoder.outputs[0]), held, seed)
     logging.info("Label-free encoder: %d steps of %d images in %.1f s, last loss %.3f, held-out "
                  "view matching %.4f", steps, batch_size, time.monotonic() - start, float(loss),
                  accuracy)
-    return encoder, accuracy
+    return feature_model(encoder), accuracy
 
 
 class EncoderFeatureExtractor:
-    """Embeddings of a label-free encoder (see `train_encoder`); it has no logits.
+    """Features of a label-free encoder (see `train_encoder`); it has no logits.
 
     Attributes:
-      encoder: the wrapped ``keras.Model``.
+      encoder: the wrapped ``keras.Model`` (a `feature_model`: images -> features).
       accuracy: None (there are no labels to be accurate about).
       view_accuracy: held-out view-matching accuracy in [0, 1], or None if unknown.
       image_shape: (side, side, channels) it accepts.
@@ -210,11 +285,12 @@ class EncoderFeatureExtractor:
         """One sentence naming the feature space, for reports."""
         matching = ("unknown" if self.view_accuracy is None
                     else f"{100 * self.view_accuracy:.1f}%")
-        return ("the embedding of a contrastive (SimCLR-style) encoder trained on the real images "
-                f"without labels (held-out view matching {matching})")
+        return ("similarities to the prototypes of a contrastive + clustering (SimCLR + SwAV-style) "
+                f"encoder trained on the real images without labels (held-out view matching "
+                f"{matching})")
 
     def activations_and_logits(self, images, batch_size=500):
-        """Returns (float64 [N, embedding_dim] embeddings, None) for float [N, *image_shape]."""
+        """Returns (float64 [N, embedding_dim] features, None) for float [N, *image_shape]."""
         images = check_images(images)
         if images.shape[1:] != self.image_shape:
             raise DataError(f"images have shape {images.shape[1:]} but the label-free encoder "
@@ -233,7 +309,7 @@ def encoder_fingerprint(images, **recipe):
     return digest.hexdigest()
 
 
-def get_or_train_label_free_extractor(images, cache_dir, *, steps=200, batch_size=128, seed=0):
+def get_or_train_label_free_extractor(images, cache_dir, *, steps=400, batch_size=128, seed=0):
     """Loads the encoder cached for these images, or trains and caches it.
 
     The entry ``<cache_dir>/<fingerprint>/`` holds ``encoder.keras`` and ``info.json``, written
