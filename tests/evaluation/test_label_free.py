@@ -47,7 +47,7 @@ def test_encoder_matches_views_of_held_out_images_far_above_chance(extractor):
 def test_activations_have_documented_shape_and_no_logits(extractor, images):
     activations, logits = extractor.activations_and_logits(images[:7], batch_size=3)
     assert logits is None
-    assert activations.shape == (7, 32) and activations.dtype == np.float64
+    assert activations.shape == (7, 96) and activations.dtype == np.float64
     np.testing.assert_allclose(activations, extractor.encoder(images[:7]).numpy(), rtol=1e-5,
                                atol=1e-6)
 
@@ -106,21 +106,24 @@ def test_collapsed_images_score_worse_than_the_real_distribution(extractor, imag
 def test_encoder_builds_for_supported_shapes_with_small_flatten(shape):
     encoder = label_free.build_encoder(shape)
     assert encoder.output_shape == [(None, 64), (None, 32)]
-    assert label_free.feature_model(encoder).output_shape == (None, 32)
+    assert label_free.feature_model(encoder).output_shape == (None, 96)
     flatten = [layer for layer in encoder.layers if layer.name.startswith("flatten")][0]
     assert flatten.input_shape[1] <= 7
 
 
-def test_features_are_cosine_similarities_to_unit_prototypes(extractor, images):
-    # Training renormalizes the prototypes after every step: the features stay in [-1, 1] and
-    # equal the cosine between the projection and each prototype.
-    kernel = extractor.encoder.get_layer(label_free.FEATURE_LAYER_NAME).kernel.numpy()
+def test_features_are_the_projection_and_its_softmax_over_unit_prototypes(extractor, images):
+    # Training renormalizes the prototypes after every step, so the assignment is a softmax of
+    # cosines (SwAV's temperature 0.1) between the projection and each prototype.
+    kernel = extractor.encoder.get_layer(label_free.PROTOTYPE_LAYER_NAME).kernel.numpy()
     np.testing.assert_allclose(np.linalg.norm(kernel, axis=0), 1.0, rtol=1e-5)
     projection = extractor.encoder.get_layer("projection").output
     projections = keras.Model(extractor.encoder.input, projection)(images[:6]).numpy()
-    cosines = (projections / np.linalg.norm(projections, axis=1, keepdims=True)) @ kernel
-    np.testing.assert_allclose(extractor.activations_and_logits(images[:6])[0], cosines,
-                               rtol=1e-4, atol=1e-5)
+    logits = (projections / np.linalg.norm(projections, axis=1, keepdims=True)) @ kernel / 0.1
+    assignment = np.exp(logits - logits.max(axis=1, keepdims=True))
+    assignment /= assignment.sum(axis=1, keepdims=True)
+    features = extractor.activations_and_logits(images[:6])[0]
+    np.testing.assert_allclose(features[:, :64], projections, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(features[:, 64:], assignment, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("shape", [(4, 4, 1), (16, 8, 1), (16, 16, 2)])

@@ -1,8 +1,8 @@
 """A label-free domain feature extractor: a small contrastive encoder with learned prototypes.
 
 Trained on the real images alone (no labels, no download), it plays the role the labelled
-classifier of `tfgan_opt.evaluation.features` plays when the source has labels: the cosine
-similarities of an image to 32 learned prototypes are the feature space of FD, KID and
+classifier of `tfgan_opt.evaluation.features` plays when the source has labels: an image's
+projection and its soft assignment to 32 learned prototypes are the feature space of FD, KID and
 precision/recall. Two objectives train it together:
 - SimCLR (Chen et al. 2020, "A Simple Framework for Contrastive Learning of Visual
   Representations"): two random augmentations of one image map close together and away from every
@@ -12,8 +12,8 @@ precision/recall. Two objectives train it together:
   computed by Sinkhorn-Knopp so that the batch spreads evenly over them.
 Contrastive features alone describe each image's strokes and texture more than what it depicts: a
 set of real digits of five classes out of ten scored better than every trained generator. The
-prototypes are clusters of the data, so similarities to them describe which kind of image it is,
-and a generator that drops modes moves their mean (measured on MNIST: BUILD_NOTES.md, issue 17).
+prototypes are clusters of the data, so the assignment to them describes which kind of image it
+is, and a generator that drops modes moves its mean (measured on MNIST: BUILD_NOTES.md, issue 17).
 The augmentations are the ones that keep an image's meaning in any domain: a random crop resized
 back (translation and zoom), brightness and contrast jitter, and Gaussian noise. No flips: a
 mirrored digit is another symbol.
@@ -37,9 +37,10 @@ from tfgan_opt.evaluation.features import (EMBEDDING_LAYER_NAME, check_images, c
                                           run_batched)
 
 # Bump whenever build_encoder, the augmentations or the training procedure change.
-# 1: SimCLR only, features from the 128-d embedding. 2: + SwAV prototypes, features = similarities.
+# 1: SimCLR only, features = the 128-d embedding. 2: + SwAV prototypes, 400 steps, features =
+# projection + prototype assignment.
 ENCODER_RECIPE_VERSION = 2
-FEATURE_LAYER_NAME = "prototypes"
+PROTOTYPE_LAYER_NAME = "prototypes"
 _ENCODER_FILE = "encoder.keras"
 _INFO_FILE = "info.json"
 _PROJECTION_DIM = 64
@@ -78,7 +79,7 @@ def build_encoder(image_shape, embedding_dim=128, num_prototypes=_NUM_PROTOTYPES
                            name=EMBEDDING_LAYER_NAME)(keras.layers.Flatten()(x))
     x = keras.layers.Dense(embedding_dim, activation="relu", name="projection_hidden")(x)
     projections = keras.layers.Dense(_PROJECTION_DIM, name="projection")(x)
-    similarities = keras.layers.Dense(num_prototypes, use_bias=False, name=FEATURE_LAYER_NAME)(
+    similarities = keras.layers.Dense(num_prototypes, use_bias=False, name=PROTOTYPE_LAYER_NAME)(
         keras.layers.UnitNormalization()(projections))
     encoder = keras.Model(inputs, [projections, similarities], name="label_free_encoder")
     _normalize_prototypes(encoder)
@@ -86,13 +87,22 @@ def build_encoder(image_shape, embedding_dim=128, num_prototypes=_NUM_PROTOTYPES
 
 
 def feature_model(encoder):
-    """The part of a `build_encoder` network that gives the features: images -> similarities."""
-    return keras.Model(encoder.input, encoder.get_layer(FEATURE_LAYER_NAME).output,
-                       name="label_free_features")
+    """The features of a `build_encoder` network: its projection and its soft assignment to the
+    prototypes, concatenated (float32 [N, 64 + num_prototypes]).
+
+    The projection describes each image (what the contrastive loss tells apart), the assignment
+    which cluster of the data it falls in (what SwAV's loss predicts); either alone ranked the MNIST
+    spread of generators less like the classifier (BUILD_NOTES.md, issue 17).
+    """
+    logits = keras.layers.Rescaling(1.0 / _PROTOTYPE_TEMPERATURE)(
+        encoder.get_layer(PROTOTYPE_LAYER_NAME).output)
+    features = keras.layers.Concatenate()([encoder.get_layer("projection").output,
+                                           keras.layers.Softmax()(logits)])
+    return keras.Model(encoder.input, features, name="label_free_features")
 
 
 def _normalize_prototypes(encoder):
-    kernel = encoder.get_layer(FEATURE_LAYER_NAME).kernel  # [projection dim, prototypes]
+    kernel = encoder.get_layer(PROTOTYPE_LAYER_NAME).kernel  # [projection dim, prototypes]
     kernel.assign(tf.math.l2_normalize(kernel, axis=0))
 
 
@@ -285,8 +295,8 @@ class EncoderFeatureExtractor:
         """One sentence naming the feature space, for reports."""
         matching = ("unknown" if self.view_accuracy is None
                     else f"{100 * self.view_accuracy:.1f}%")
-        return ("similarities to the prototypes of a contrastive + clustering (SimCLR + SwAV-style) "
-                f"encoder trained on the real images without labels (held-out view matching "
+        return ("the projection and prototype assignment of a contrastive + clustering (SimCLR + "
+                f"SwAV-style) encoder trained on the real images without labels (held-out view matching "
                 f"{matching})")
 
     def activations_and_logits(self, images, batch_size=500):
