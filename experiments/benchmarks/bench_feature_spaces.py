@@ -1,8 +1,8 @@
 r"""Does the label-free feature space rank generators as the labelled classifier's does?
 
 On the MNIST test digits, trains (or loads from the cache) both domain feature extractors, the
-classifier (labels) and the contrastive encoder (no labels), plus an untrained encoder of the same
-architecture as an ablation, then computes FD and KID in each space for a spread of generators:
+classifier (labels) and the label-free encoder (SimCLR + SwAV prototypes, no labels), plus an
+untrained encoder of the same architecture as an ablation, then computes FD and KID in each space for a spread of generators:
 an untrained one, checkpoints of one training run, its pruned / QAT / int8 variants, truncated
 latents (less diverse samples), and mode-collapsed "generators" made of held-out real digits of
 one class or of five classes. Reports the Spearman rank correlation of the FDs between spaces and

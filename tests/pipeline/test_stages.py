@@ -164,7 +164,8 @@ def test_pipeline_on_an_unlabelled_folder_reports_every_label_free_metric(tmp_pa
             assert np.isfinite(metrics[key]), (name, key)
         assert "classes_covered" in metrics["not_applicable"], name
     text = open(report).read()
-    assert "Feature space: the embedding of a contrastive (SimCLR-style) encoder" in text
+    assert ("Feature space: the projection and prototype assignment of a contrastive + "
+            "clustering (SimCLR + SwAV-style) encoder") in text
     assert "| all classes covered (as many as real images reach) | n/a" in text
     quality = text.split("## Sample quality")[1].split("##")[0]
     rows = [line for line in quality.splitlines() if line.startswith("| pruned+QAT int8")]

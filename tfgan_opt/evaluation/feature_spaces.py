@@ -1,8 +1,8 @@
 """Which feature space the quality metrics use, checked before any work, and its extractor.
 
 Three spaces exist: ``classifier`` (a CNN trained on the source's class labels,
-`tfgan_opt.evaluation.features`), ``label_free`` (a contrastive encoder trained on the images alone,
-`tfgan_opt.evaluation.label_free`) and ``inception`` (InceptionV3 from a local weights file).
+`tfgan_opt.evaluation.features`), ``label_free`` (a contrastive encoder with learned prototypes,
+trained on the images alone, `tfgan_opt.evaluation.label_free`) and ``inception`` (InceptionV3 from a local weights file).
 ``auto`` picks Inception when a weights file is given, else the classifier when the source has
 labels, else the label-free encoder. `resolve_feature_space` needs only the configuration and
 whether the source has labels, so the entry points call it before training starts.
