@@ -14,6 +14,7 @@ from absl import flags
 from tfgan_opt import (ChannelPruneConfig, ConfigError, DataConfig, EvaluationConfig, ExportConfig,
                        LossConfig, ModelConfig, PipelineConfig, PruneConfig, QuantizeConfig,
                        RecoveryConfig, TrainConfig)
+from tfgan_opt.core.names import FIT_MODES
 from tfgan_opt.core.config import (ARCHITECTURES, AUGMENT_POLICIES, CHANNEL_CRITERIA,
                                    EXPORT_FORMATS, FEATURE_SPACES, LOSS_NAMES, LR_SCHEDULES,
                                    PRUNE_MODES, PRUNING_SCHEDULES, SPARSITY_ALLOCATIONS,
@@ -58,6 +59,8 @@ def define_data_flags(default_dataset="digits", image_size=28, batch_size=64):
         flags.DEFINE_string("data_dir", None, "TFDS data directory (a prepared one works offline).")
         flags.DEFINE_boolean("download", False, "Let TFDS download (needs network).")
         flags.DEFINE_integer("limit", None, "Use only the first N examples.")
+        _enum("fit", "crop", FIT_MODES, "A folder of mixed-size images: center-crop each to a "
+              "square (crop) or pad it with black (pad), then resize to --image_size.")
 
 
 def define_model_flags(width=64):
@@ -125,7 +128,8 @@ def make_strategy():
 def data_config():
     return DataConfig(source=FLAGS.dataset, image_size=FLAGS.image_size, channels=FLAGS.channels,
                       batch_size=FLAGS.batch_size, split=FLAGS.split, data_dir=FLAGS.data_dir,
-                      download=FLAGS.download, seed=FLAGS.seed, limit=FLAGS.limit)
+                      download=FLAGS.download, seed=FLAGS.seed, limit=FLAGS.limit,
+                      fit=FLAGS.fit)
 
 
 def model_config():

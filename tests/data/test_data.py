@@ -306,11 +306,51 @@ def test_corrupt_png_raises_error_naming_the_file(tmp_path):
                            _config(f"folder:{tmp_path / 'f'}"))
 
 
-def test_folder_with_mixed_sizes_raises_error_naming_both(tmp_path):
-    _write_image(tmp_path / "s" / "a.png", np.zeros((4, 4)))
-    _write_image(tmp_path / "s" / "b.png", np.zeros((6, 5)))
-    _assert_one_line_error("mixed sizes: .*a.png is 4x4 but .*b.png is 5x6", data.load_arrays,
-                           _config(f"folder:{tmp_path / 's'}"))
+def _mixed_size_folder(tmp_path):
+    # A wide image whose centre is white and a tall one whose centre is grey.
+    wide = np.zeros((4, 12), np.uint8)
+    wide[:, 4:8] = 255
+    tall = np.zeros((8, 4), np.uint8)
+    tall[2:6] = 100
+    _write_image(tmp_path / "s" / "a.png", wide)
+    _write_image(tmp_path / "s" / "b.png", tall)
+    return f"folder:{tmp_path / 's'}"
+
+
+def test_folder_with_mixed_sizes_is_center_cropped_by_default(tmp_path):
+    images, _ = data.load_arrays(_config(_mixed_size_folder(tmp_path), image_size=4))
+    # The central squares are all white (255 -> 1.0) and all grey (100 -> -0.216).
+    np.testing.assert_allclose(images[0], 1.0, atol=1e-6)
+    np.testing.assert_allclose(images[1], 100 / 127.5 - 1.0, atol=1e-6)
+
+
+def test_folder_with_mixed_sizes_pads_with_black_when_asked(tmp_path):
+    images, _ = data.load_arrays(_config(_mixed_size_folder(tmp_path), image_size=12,
+                                         fit="pad"))
+    assert images.shape == (2, 12, 12, 1)
+    np.testing.assert_allclose(images[0, :4, :, 0], -1.0)  # black band above the wide image
+    np.testing.assert_allclose(images[0, 4:8, 4:8, 0], 1.0)
+    np.testing.assert_allclose(images[1, :, :2, 0], -1.0)  # black band left of the tall image
+    np.testing.assert_allclose(images[1, 4:8, 5:7, 0], 100 / 127.5 - 1.0, atol=1e-6)
+
+
+def test_fit_square_crops_and_pads_to_the_expected_square():
+    from tfgan_opt.data.fit import fit_square, square
+    image = np.arange(6 * 10, dtype=np.uint8).reshape(6, 10)
+    np.testing.assert_array_equal(square(image, "crop"), image[:, 2:8])
+    padded = square(image, "pad")
+    np.testing.assert_array_equal(padded[2:8], image)
+    np.testing.assert_array_equal(padded[:2], 0)
+    np.testing.assert_array_equal(fit_square(np.full((6, 10, 3), 7, np.uint8), 3, "crop"),
+                                  np.full((3, 3, 3), 7, np.uint8))
+    with pytest.raises(ValueError, match="stretch"):
+        square(image, "stretch")
+
+
+def test_unknown_fit_mode_is_a_config_error():
+    from tfgan_opt.core.errors import ConfigError
+    with pytest.raises(ConfigError, match="fit='stretch' is not one of crop, pad"):
+        DataConfig(fit="stretch")
 
 
 def test_empty_folder_raises_clear_error(tmp_path):

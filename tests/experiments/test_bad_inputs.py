@@ -82,12 +82,6 @@ def _corrupt_png(d):
     return ["--dataset=folder:" + os.path.join(d, "f")], r"cannot decode image .*broken\.png"
 
 
-def _mixed_sizes(d):
-    _png(os.path.join(d, "s", "a.png"), np.zeros((8, 8)))
-    _png(os.path.join(d, "s", "b.png"), np.zeros((6, 5)))
-    return ["--dataset=folder:" + os.path.join(d, "s")], r"images of mixed sizes: .*a\.png is 8x8"
-
-
 def _npz_wrong_channels(d):
     path = os.path.join(d, "rgba.npz")
     np.savez(path, x=np.zeros((16, 8, 8, 4), np.uint8))
@@ -143,7 +137,7 @@ CASES = {
     # Through pipeline.py: the other data rows cover train.py; both open the data first.
     "missing_dataset": (PIPELINE, _missing_dataset),
     "corrupt_png": (TRAIN, _corrupt_png),
-    "mixed_sizes": (TRAIN, _mixed_sizes),
+    "unknown_fit_mode": (TRAIN, _flag("--fit=stretch", message=r"--fit=stretch: value should be one of")),
     "npz_channels_neither_1_nor_3": (TRAIN, _npz_wrong_channels),
     "idx_wrong_magic": (TRAIN, _idx_wrong_magic),
     "idx_truncated": (TRAIN, _idx_truncated),

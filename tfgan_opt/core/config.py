@@ -14,7 +14,7 @@ from tfgan_opt.core.config_base import _check, _check_choice, _Config
 from tfgan_opt.core.names import (ARCHITECTURES, AUGMENT_POLICIES, CHANNEL_CRITERIA,  # noqa: F401
                                   EXPORT_FORMATS, FEATURE_SPACES, LOSS_NAMES, PRUNE_MODES,
                                   PRUNING_SCHEDULES, STRATEGIES, UPDATE_MODES, UPSAMPLING_MODES,
-                                  LR_SCHEDULES, SPARSITY_ALLOCATIONS)
+                                  LR_SCHEDULES, SPARSITY_ALLOCATIONS, FIT_MODES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +34,8 @@ class DataConfig(_Config):
       seed: shuffle seed.
       limit: keep only the first ``limit`` examples (None keeps all).
       npz_key: array name inside an NPZ file (None: ``x``, ``images`` or ``x_train``, whichever exists).
+      fit: how a folder of mixed-size images becomes square: ``crop`` (center square) or ``pad``
+        (black borders), then resized to ``image_size``.
     """
 
     source: str = "digits"
@@ -47,9 +49,11 @@ class DataConfig(_Config):
     seed: int = 0
     limit: Optional[int] = None
     npz_key: Optional[str] = None
+    fit: str = "crop"
 
     def __post_init__(self):
         _check(bool(self.source), "source must not be empty")
+        _check_choice("fit", self.fit, FIT_MODES)
         _check(self.image_size >= 4, f"image_size={self.image_size} must be at least 4")
         _check(self.channels in (1, 3), f"channels={self.channels} must be 1 or 3")
         _check(self.batch_size >= 1, f"batch_size={self.batch_size} must be positive")

@@ -14,3 +14,5 @@ UPSAMPLING_MODES = ("transpose", "nearest", "bilinear")
 AUGMENT_POLICIES = ("color", "translation", "cutout")
 UPDATE_MODES = ("alternating", "simultaneous")
 LR_SCHEDULES = ("constant", "cosine")
+# How a folder of mixed-size images is brought to one square size (issue 16).
+FIT_MODES = ("crop", "pad")

@@ -29,6 +29,7 @@ import tensorflow as tf
 from tfgan_opt.core.config import DataConfig
 from tfgan_opt.core.errors import DataError
 from tfgan_opt.core.naming import first_line
+from tfgan_opt.data.fit import fit_square
 
 _ALTERNATIVES = "digits / idx:<path> / npz:<path> / folder:<dir>"
 _LOCAL_PREFIXES = ("idx", "npz", "folder")
@@ -242,13 +243,13 @@ def _from_16_bit(array: np.ndarray, channels: int) -> np.ndarray:
     return scaled if channels == 1 else np.repeat(scaled[..., None], 3, axis=-1)
 
 
-def _stack_same_size(paths, arrays) -> np.ndarray:
-    first = arrays[0].shape[:2]
-    for path, array in zip(paths, arrays):
-        if array.shape[:2] != first:
-            raise DataError(f"images of mixed sizes: {paths[0]} is {first[1]}x{first[0]} but "
-                            f"{path} is {array.shape[1]}x{array.shape[0]} (width x height); "
-                            f"resize them to one size first")
+def _stack_fitted(config: DataConfig, location: str, arrays) -> np.ndarray:
+    """One array of images; a folder of mixed sizes is fitted to ``image_size`` first."""
+    if len({array.shape[:2] for array in arrays}) > 1:
+        logging.info("Folder %s mixes image sizes: each is %s to a square and resized to %dx%d",
+                     location, "center-cropped" if config.fit == "crop" else "padded",
+                     config.image_size, config.image_size)
+        arrays = [fit_square(array, config.image_size, config.fit) for array in arrays]
     return np.stack(arrays)
 
 
@@ -256,7 +257,9 @@ def load_folder(config: DataConfig, location: str):
     """PNG/JPEG files under a folder (recursive) -> uint8 [N, H, W, config.channels].
 
     When the images sit in subfolders only, the sorted names of the subfolders holding images are
-    the classes (label = index); otherwise labels are None. All images must share one size.
+    the classes (label = index); otherwise labels are None. Images of mixed sizes are each
+    center-cropped (``config.fit="crop"``) or padded (``"pad"``) to a square and resized to
+    ``config.image_size``; a folder of one size is left to the shared resize.
     """
     if not os.path.isdir(location):
         raise DataError(f"image folder {location} does not exist; check the path, or use "
@@ -274,12 +277,27 @@ def load_folder(config: DataConfig, location: str):
         labels = np.concatenate([np.full(len(per_class[d]), i, np.int64)
                                  for i, d in enumerate(classes)])
         logging.info("Folder %s: %d classes %s", location, len(classes), classes)
+    images = _stack_fitted(config, location, read_folder_images(location, config.channels, paths))
+    return images.reshape(images.shape[:3] + (config.channels,)), labels
+
+
+def read_folder_images(location: str, channels: int, paths=None):
+    """Every PNG/JPEG under a folder (recursive, sorted), decoded at its own size.
+
+    Returns:
+      A list of uint8 [H, W] (channels 1) or [H, W, 3] arrays.
+
+    Raises:
+      DataError: no image files, or one that does not decode.
+    """
+    if paths is None:
+        if not os.path.isdir(location):
+            raise DataError(f"image folder {location} does not exist; check the path")
+        paths = _image_files(location)
     if not paths:
         raise DataError(f"image folder {location} holds no {'/'.join(_IMAGE_SUFFIXES)} files; "
                         f"add images or point to another folder")
-    arrays = [_decode_image(p, config.channels) for p in paths]
-    images = _stack_same_size(paths, arrays)
-    return images.reshape(images.shape[:3] + (config.channels,)), labels
+    return [_decode_image(p, channels) for p in paths]
 
 
 # ----------------------------------------------------------------------------- TFDS
