@@ -16,3 +16,5 @@ UPDATE_MODES = ("alternating", "simultaneous")
 LR_SCHEDULES = ("constant", "cosine")
 # How a folder of mixed-size images is brought to one square size (issue 16).
 FIT_MODES = ("crop", "pad")
+# Image-to-image tasks: the degradation that makes a model's input from a clean image (issue 16).
+I2I_TASKS = ("sr_x2", "sr_x4", "denoise", "inpaint", "colorize")
