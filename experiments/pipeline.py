@@ -12,6 +12,7 @@ interrupted one continues from its checkpoints.
 
 import _cli
 import _flags
+import _i2i
 from absl import flags, logging
 
 from tfgan_opt.core import rundir, runlock
@@ -22,6 +23,7 @@ _flags.define_model_flags(width=16)
 # Ten progress lines for the default 5000 steps keep the whole run's terminal under 80 lines.
 _flags.define_train_flags(steps=5000, log_every=500)
 _flags.define_compress_flags(recovery_steps=300, qat_steps=200, num_samples=2000)
+_i2i.define_flags()  # --task=sr_x4 etc.: the image-to-image pipeline (issue 16)
 flags.adopt_module_key_flags(_flags)  # --help lists them, by group
 flags.adopt_module_key_flags(_cli)  # --verbose
 FLAGS = _flags.FLAGS
@@ -29,6 +31,9 @@ FLAGS = _flags.FLAGS
 
 def main(argv):
     del argv
+    if _i2i.requested():
+        _i2i.run()
+        return
     config = _flags.pipeline_config(**_flags.compress_configs())
     # Deferred: TensorFlow loads only once the flags are valid.
     from tfgan_opt import data

@@ -23,7 +23,9 @@ from absl import logging
 from tfgan_opt.compress import prune
 from tfgan_opt.compress.fold import fold_batch_norm
 from tfgan_opt.core.compat import import_tfmot, keras, tfmot_private
-from tfgan_opt.models.qat_layers import InputQuantizeLayer, SparseKernelQuantizeConfig
+from tfgan_opt.models.qat_layers import (InputQuantizeLayer, PassThroughQuantizeConfig,
+                                        SparseKernelQuantizeConfig)
+from tfgan_opt.models.sr import DepthToSpace
 from tfgan_opt.models.surgery import KERNEL_LAYER_TYPES, clone_network, inner_layer
 
 tfmot = import_tfmot()  # not `import tensorflow_model_optimization`: see core/compat.py
@@ -58,6 +60,8 @@ def apply_qat(generator, preserve_sparsity=True, calibration_samples=256, seed=0
     def wrap(layer):
         if isinstance(layer, KERNEL_LAYER_TYPES):
             return annotate(layer, quantize_config=SparseKernelQuantizeConfig(preserve_sparsity))
+        if isinstance(layer, DepthToSpace):
+            return annotate(layer, quantize_config=PassThroughQuantizeConfig())
         return annotate(layer)
 
     annotated = clone_network(folded.network, wrap)

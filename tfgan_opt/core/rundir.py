@@ -15,8 +15,8 @@ from tfgan_opt.core.pipeline_config import COMPRESS_SECTIONS, TRAIN_SECTIONS
 from tfgan_opt.core.runlock import LOCK_FILE
 
 CONFIG_FILE = "config.json"
-# Every top-level section a tfgan_opt config.json may hold (evaluate.py writes "evaluate").
-RUN_SECTIONS = TRAIN_SECTIONS + COMPRESS_SECTIONS + ("evaluate",)
+# Every top-level section a tfgan_opt config.json may hold (evaluate.py writes "evaluate"; image-to-image runs "i2i").
+RUN_SECTIONS = TRAIN_SECTIONS + COMPRESS_SECTIONS + ("evaluate", "i2i")  # i2i: issue 16
 STAGE_FILE = "stage.json"
 # Keys that may change between reruns without starting over: extending a run is a resume.
 RESUMABLE_CHANGES = frozenset({"train.steps", "train.log_every"})

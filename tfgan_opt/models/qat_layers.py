@@ -102,3 +102,27 @@ class InputQuantizeLayer(QuantizeLayer):
     def build(self, input_shape):
         super().build(input_shape)
         self.built = True
+
+
+@keras.utils.register_keras_serializable(package="tfgan_opt")
+class PassThroughQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
+    """No quantizer: for layers that only move values (``DepthToSpace``), whose int8 output
+    keeps its input's scale and zero point, as TFLite's int8 kernel requires."""
+
+    def get_weights_and_quantizers(self, layer):
+        return []
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        pass
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        return []
+
+    def get_config(self):
+        return {}

@@ -9,7 +9,8 @@ this module does the same for Keras by tracing the layer nodes of the network.
 Every tensor's channel (last) axis is described as a list of *segments* ``(space, size)``: a
 *space* is a set of channels that are removed together; Concatenate concatenates segment lists,
 Flatten of an (H, W, C) map repeats one space H * W times (unit p * C + c is channel c), a Reshape
-of a Dense output to (s, s, C) *refines* the Dense's space into s * s repetitions of a C-space,
+of a Dense output to (s, s, C) *refines* the Dense's space into s * s repetitions of a C-space
+(so does a `DepthToSpace` of block r: its r * r * C input channels are r * r repetitions of C),
 Add/Subtract/Multiply/Maximum/Minimum/Average *tie* (merge) the spaces of their operands, and
 per-channel layers (BatchNormalization on the channel axis, elementwise activations, Dropout,
 pooling, UpSampling, ZeroPadding, Cropping, depthwise convolutions with depth_multiplier 1) pass
@@ -32,6 +33,7 @@ import tensorflow as tf
 
 from tfgan_opt.compress.channels.spaces import ChannelSpaces
 from tfgan_opt.core.compat import keras
+from tfgan_opt.models.sr import DepthToSpace
 
 L = keras.layers
 # Kernel layers whose output channels start a new space; the kernel's (input, output) axes.
@@ -226,6 +228,10 @@ class ChannelGraph:
                 return [s for segments in inputs for s in segments], None
             return self._tie(inputs)
         if kind in (L.Reshape, L.Flatten):
+            return self._reshape(inputs[0], in_tensors[0].shape, out_tensor.shape)
+        if kind is DepthToSpace:
+            # Input channel (i * r + j) * C + c becomes channel c: the flat layout of a reshape
+            # of C * r * r channels to C, so the input's space is refined into r * r repetitions.
             return self._reshape(inputs[0], in_tensors[0].shape, out_tensor.shape)
         return None, f"is a {kind.__name__}, which channel pruning has no rule for"
 

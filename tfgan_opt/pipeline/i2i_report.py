@@ -1,0 +1,5 @@
+"""Evaluation and report of the image-to-image pipeline (placeholder, filled next)."""
+
+
+def run_evaluate(run):
+    raise NotImplementedError
