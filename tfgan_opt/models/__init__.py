@@ -10,6 +10,7 @@ from tfgan_opt.models.base import (Discriminator, Generator, _custom_objects, co
 from tfgan_opt.models.dcgan import (build_dcgan_discriminator_network,
                                     build_dcgan_generator_network)
 from tfgan_opt.models.mlp import build_mlp_discriminator_network, build_mlp_generator_network
+from tfgan_opt.models import sr  # noqa: F401  (registers tfgan_opt>DepthToSpace for loading)
 from tfgan_opt.models.surgery import as_functional
 
 # arch -> (generator network builder, discriminator network builder); each takes (config, seed),
