@@ -34,6 +34,7 @@ class I2IConfig(_Config):
       recovery_steps, qat_steps, finetune_lr: the L1 fine-tunes after pruning and during QAT.
       tile: side of the exported file's input ``[1, tile, tile, 3]`` (the latency tile).
       fd_patch: side of the patches the patch-level FD compares.
+      fd_encoder_steps: training steps of the label-free patch encoder.
       seed: data order, initialization and degradation noise.
       limit: use only the first ``limit`` training images.
     """
@@ -60,6 +61,7 @@ class I2IConfig(_Config):
     finetune_lr: float = 2e-4
     tile: int = 128
     fd_patch: int = 32
+    fd_encoder_steps: int = 300
     seed: int = 0
     limit: Optional[int] = None
 
@@ -70,7 +72,8 @@ class I2IConfig(_Config):
         multiple = scale if scale > 1 else 8
         _check(self.patch_size >= 8 and self.patch_size % multiple == 0,
                f"patch_size={self.patch_size} must be a multiple of {multiple} (task {self.task})")
-        for name in ("batch_size", "width", "blocks", "discriminator_width", "tile", "fd_patch"):
+        for name in ("batch_size", "width", "blocks", "discriminator_width", "tile", "fd_patch",
+                     "fd_encoder_steps"):
             _check(getattr(self, name) >= 1, f"{name}={getattr(self, name)} must be positive")
         for name in ("pretrain_steps", "gan_steps", "recovery_steps", "qat_steps"):
             _check(getattr(self, name) >= 0, f"{name}={getattr(self, name)} must be >= 0")

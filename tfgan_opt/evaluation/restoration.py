@@ -37,7 +37,7 @@ def patches(images, side):
     return np.stack(found).astype(np.float32)
 
 
-def patch_extractor(train_images, side, cache_dir, count=4096, seed=0):
+def patch_extractor(train_images, side, cache_dir, count=4096, steps=300, seed=0):
     """The label-free encoder trained on ``count`` random clean training patches (cached).
 
     Args:
@@ -54,7 +54,7 @@ def patch_extractor(train_images, side, cache_dir, count=4096, seed=0):
         left = rng.integers(0, image.shape[1] - side + 1)
         chosen.append(image[top:top + side, left:left + side])
     real = np.stack(chosen).astype(np.float32) / 127.5 - 1.0
-    return get_or_train_label_free_extractor(real, cache_dir, steps=300, seed=seed)
+    return get_or_train_label_free_extractor(real, cache_dir, steps=steps, seed=seed)
 
 
 def score_variant(outputs, targets, border, extractor=None, side=32):

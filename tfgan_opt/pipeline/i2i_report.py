@@ -62,7 +62,7 @@ def run_evaluate(run):
     outputs, delegate = variant_outputs(run, degraded)
     extractor = restoration.patch_extractor(run.train_images, config.fd_patch,
                                             os.path.join(run.run_dir, "evaluate", "encoder"),
-                                            seed=config.seed)
+                                            steps=config.fd_encoder_steps, seed=config.seed)
     border = config.scale if config.scale > 1 else 0
     scores = {name: restoration.score_variant(images, targets, border, extractor,
                                               config.fd_patch)
