@@ -80,3 +80,20 @@ def run():
                               stages=stages)
     logging.info("Stages done: %s", ", ".join(records))
     return records
+
+
+def define_task_flag():
+    """``--task`` alone (evaluate.py: the files and --dataset say the rest)."""
+    _flags._enum("task", UNCONDITIONAL, (UNCONDITIONAL,) + I2I_TASKS,
+                 "unconditional: GAN generators. Otherwise image-to-image files (.tflite or "
+                 ".keras) scored on the --dataset images degraded by this task.")
+
+
+def evaluate(paths, out_dir):
+    """Scores image-to-image files on ``--dataset``; returns the scores."""
+    from tfgan_opt.pipeline import i2i_report  # Deferred: TensorFlow loads once flags are valid.
+
+    scores = i2i_report.evaluate_files(FLAGS.task, paths, FLAGS.dataset, out_dir, FLAGS.seed)
+    for name, score in scores.items():
+        logging.info("%s: PSNR %.2f dB, SSIM %.4f", name, score["mean_psnr"], score["mean_ssim"])
+    return scores

@@ -15,6 +15,7 @@ import os
 
 import _cli
 import _flags
+import _i2i
 from absl import flags, logging
 
 from tfgan_opt import EvaluationConfig
@@ -30,6 +31,7 @@ flags.DEFINE_boolean("overwrite", False, "Replace an out_dir made with other set
 flags.DEFINE_integer("num_samples", 10_000, "Generated samples per generator.")
 flags.DEFINE_string("cache_dir", None, "Feature-extractor cache (default: <out_dir>/feature_cache).")
 _flags.define_feature_flags()
+_i2i.define_task_flag()  # --task=sr_x4 etc.: image-to-image files on a folder of images
 flags.DEFINE_boolean("untrained_baseline", True, "Also evaluate an untrained generator of the "
                      "first Keras generator's architecture.")
 flags.DEFINE_integer("seed", 0, "Seed of the latents.")
@@ -75,6 +77,10 @@ def main(argv):
         return
     if FLAGS.out_dir is None:
         raise _cli.usage_error("--out_dir is required (unless --print_card)")
+    if _i2i.requested():
+        _check_generator_files(FLAGS.generator)
+        _i2i.evaluate(FLAGS.generator, FLAGS.out_dir)
+        return
     if FLAGS.num_samples < 2:
         raise _cli.usage_error(f"num_samples={FLAGS.num_samples} must be at least 2")
     data_config = _flags.data_config().replace(shuffle_buffer=0)

@@ -43,13 +43,13 @@ def variant_outputs(run, degraded):
 
 
 def _crops(outputs, targets, names):
+    side = min([CROP] + [min(target.shape[:2]) for target in targets])
     rows = []
     for index, target in enumerate(targets):
-        top = max(0, (target.shape[0] - CROP) // 2)
-        left = max(0, (target.shape[1] - CROP) // 2)
+        top, left = (target.shape[0] - side) // 2, (target.shape[1] - side) // 2
         for name in names + ["ground_truth"]:
             image = target if name == "ground_truth" else outputs[name][index]
-            rows.append(image[top:top + CROP, left:left + CROP])
+            rows.append(image[top:top + side, left:left + side])
     return np.stack(rows)
 
 
@@ -99,7 +99,7 @@ def render_report(run, record):
         latency = info.get("latency", {}).get("median_ms")
         lines.append(
             f"| {name} | {score['mean_psnr']:.2f} | {score['mean_psnr'] - base['mean_psnr']:+.2f} "
-            f"| {score['mean_ssim']:.4f} | {score.get('patch_fd', float('nan')):.2f} "
+            f"| {score['mean_ssim']:.4f} | {score.get('patch_fd', float('nan')):.4f} "
             f"| {info.get('bytes', '')} | {info.get('gzip_bytes', '')} "
             f"| {'' if latency is None else f'{latency:.1f}'} |")
     lines += ["", "Per image PSNR (dB):", "", "| variant | " + " | ".join(
@@ -113,3 +113,59 @@ def render_report(run, record):
               "Crops, 2x (columns: baseline, L1 generator, GAN generator, int8 file, ground "
               "truth):", "", f"![crops](evaluate/crops.png)", ""]
     return "\n".join(lines)
+
+
+def _file_predictor(path):
+    """(predict, tile or None) for a ``.tflite`` or ``.keras`` image-to-image generator."""
+    if str(path).endswith(".tflite"):
+        predict = tflite_image_function(path)
+        from tfgan_opt.export.litert import describe_tflite, read_tflite  # export: numpy only
+        return predict, int(describe_tflite(read_tflite(path))["inputs"][0]["shape"][1])
+    from tfgan_opt.pipeline.i2i import load_i2i_generator  # i2i imports this module
+    return _keras_predict(load_i2i_generator(path)), None
+
+
+def evaluate_files(task, paths, source, out_dir, seed=0):
+    """Scores image-to-image generator files on a folder (any source) of clean images.
+
+    Each image is degraded by ``task`` (reproducibly), restored by every generator (a
+    fixed-size ``.tflite`` file in tiles of its input size, a ``.keras`` file whole) and scored
+    with Y-PSNR/SSIM (border = scale) next to the baseline.
+
+    Args:
+      task: a degradation name.
+      paths: ``.tflite`` / ``.keras`` files.
+      source: clean images (``folder:<dir>``, ...).
+      out_dir: receives ``metrics.json``, ``report.md`` and ``crops.png``.
+
+    Returns:
+      dict name -> scores.
+    """
+    from tfgan_opt.core.artifacts import atomic_write_json  # core
+    scale = degrade.scale_of(task)
+    pairs = paired.evaluation_pairs(paired.load_full_images(source), task, seed=seed)
+    degraded, targets = [p[0] for p in pairs], [p[1] for p in pairs]
+    outputs = {"baseline": [np.clip(degrade.baseline(task, d[None]).numpy()[0], -1, 1)
+                            for d in degraded]}
+    for path in paths:
+        predict, tile = _file_predictor(path)
+        overlap = 8 if tile is None else min(8, tile // 4)
+        outputs[os.path.basename(path)] = restoration.restore_images(
+            predict, degraded, tile, scale, overlap)
+    border = scale if scale > 1 else 0
+    scores = {name: restoration.score_variant(images, targets, border)
+              for name, images in outputs.items()}
+    os.makedirs(out_dir, exist_ok=True)
+    atomic_write_json(os.path.join(out_dir, "metrics.json"), scores)
+    names = list(outputs)
+    atomic_save_png(os.path.join(out_dir, "crops.png"), image_grid(
+        _crops(outputs, targets, names), columns=len(names) + 1))
+    lines = [f"# {task} on `{source}` ({len(targets)} images, Y, {border} px border shaved)", "",
+             "| variant | PSNR dB | vs baseline | SSIM |", "|---|---|---|---|"]
+    lines += [f"| {name} | {s['mean_psnr']:.2f} | "
+              f"{s['mean_psnr'] - scores['baseline']['mean_psnr']:+.2f} | {s['mean_ssim']:.4f} |"
+              for name, s in scores.items()]
+    lines += ["", "Crops (columns: " + ", ".join(names) + ", ground truth):", "",
+              "![crops](crops.png)", ""]
+    atomic_write_text(os.path.join(out_dir, REPORT_FILE), "\n".join(lines))
+    return scores
