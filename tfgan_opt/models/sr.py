@@ -19,7 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfgan_opt.core.compat import keras
-from tfgan_opt.models.base import Discriminator, Generator
+from tfgan_opt.core.keras_files import load_keras_model
+from tfgan_opt.models.base import Discriminator, Generator, _custom_objects
 
 L = keras.layers
 
@@ -186,6 +187,13 @@ def build_patchgan_discriminator_network(width=32, layers=3, seed=None):
         x = L.LeakyReLU(0.2, name=f"patch{index}_act" if index < layers - 1 else "features")(x)
     outputs = _conv(1, "patch_logits", 3, seed=seed)(x)
     return keras.Model(inputs, outputs, name="patchgan")
+
+
+def load_image_generator(path):
+    """An image-to-image generator saved with `models.save_network`, as an `ImageGenerator`
+    (safe loading: see `tfgan_opt.models.load_generator`)."""
+    network = load_keras_model(path, "generator", custom_objects=_custom_objects())
+    return ImageGenerator(network, name="generator")
 
 
 def build_sr_generator(scale=4, width=32, blocks=4, seed=None):

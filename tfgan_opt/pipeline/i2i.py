@@ -22,9 +22,9 @@ from absl import logging
 from tfgan_opt.core.i2i_config import I2IConfig
 from tfgan_opt.core.rundir import mark_stage_done, prepare_run_dir, stage_done
 from tfgan_opt.data import paired
-from tfgan_opt.models import load_discriminator, load_generator, save_network
-from tfgan_opt.models.sr import (ImageGenerator, build_patchgan, build_sr_generator,
-                                 build_unet_generator)
+from tfgan_opt.models import save_network
+from tfgan_opt.models.sr import (build_patchgan, build_sr_generator, build_unet_generator,
+                                 load_image_generator)
 from tfgan_opt.training import i2i_trainer
 
 GENERATOR_FILE = "generator.keras"
@@ -36,11 +36,6 @@ def build_i2i_generator(config: I2IConfig):
     if config.scale > 1:
         return build_sr_generator(config.scale, config.width, config.blocks, seed=config.seed)
     return build_unet_generator(config.width, config.blocks, seed=config.seed)
-
-
-def load_i2i_generator(path):
-    """A saved image-to-image generator as an `ImageGenerator`."""
-    return ImageGenerator(load_generator(path).network, name="generator")
 
 
 class I2IRun:
@@ -72,7 +67,7 @@ class I2IRun:
                                           seed=self.config.seed + seed_offset)
 
     def generator(self, stage):
-        return load_i2i_generator(self.path(stage))
+        return load_image_generator(self.path(stage))
 
 
 def run_pretrain(run: I2IRun):

@@ -21,7 +21,7 @@ from tfgan_opt.core.config import PruneConfig
 from tfgan_opt.data import degrade
 from tfgan_opt.export import benchmark, image_tflite
 from tfgan_opt.models import save_network
-from tfgan_opt.models.sr import at_size
+from tfgan_opt.models.sr import at_size, load_image_generator
 from tfgan_opt.training import i2i_trainer
 
 FLOAT_FILE = "float.keras"   # compressed, before QAT
@@ -106,10 +106,9 @@ def run_compress(run):
 
 def variant_models(run):
     """Variant name -> its Keras `ImageGenerator` (what each exported file is checked against)."""
-    from tfgan_opt.pipeline.i2i import load_i2i_generator  # i2i imports this module
     return {"dense_float32": run.generator(shipped_stage(run.config)),
-            "compressed_float32": load_i2i_generator(run.path("compress", FLOAT_FILE)),
-            "compressed_int8": load_i2i_generator(run.path("compress", QAT_FILE))}
+            "compressed_float32": load_image_generator(run.path("compress", FLOAT_FILE)),
+            "compressed_int8": load_image_generator(run.path("compress", QAT_FILE))}
 
 
 def variant_path(run, name):

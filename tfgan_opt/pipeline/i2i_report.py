@@ -11,11 +11,14 @@ import os
 
 import numpy as np
 
-from tfgan_opt.core.artifacts import atomic_save_png, atomic_write_text
+from tfgan_opt.core.artifacts import atomic_save_png, atomic_write_json, atomic_write_text
+from tfgan_opt.core.rundir import stage_done
 from tfgan_opt.core.images import image_grid
 from tfgan_opt.data import degrade, paired
 from tfgan_opt.evaluation import restoration
 from tfgan_opt.export.image_tflite import tflite_image_function
+from tfgan_opt.export.litert import describe_tflite, read_tflite
+from tfgan_opt.models.sr import load_image_generator
 from tfgan_opt.pipeline import i2i_compress
 
 CROP = 64
@@ -80,7 +83,6 @@ def run_evaluate(run):
 
 def render_report(run, record):
     """The Markdown report of a finished run (stages ``pretrain`` .. ``evaluate``)."""
-    from tfgan_opt.core.rundir import stage_done  # (core; kept local to the renderer)
     config, scores = run.config, record["scores"]
     export = stage_done(run.run_dir, "export") or {}
     base = scores["baseline"]
@@ -119,10 +121,8 @@ def _file_predictor(path):
     """(predict, tile or None) for a ``.tflite`` or ``.keras`` image-to-image generator."""
     if str(path).endswith(".tflite"):
         predict = tflite_image_function(path)
-        from tfgan_opt.export.litert import describe_tflite, read_tflite  # export: numpy only
         return predict, int(describe_tflite(read_tflite(path))["inputs"][0]["shape"][1])
-    from tfgan_opt.pipeline.i2i import load_i2i_generator  # i2i imports this module
-    return _keras_predict(load_i2i_generator(path)), None
+    return _keras_predict(load_image_generator(path)), None
 
 
 def evaluate_files(task, paths, source, out_dir, seed=0):
@@ -141,7 +141,6 @@ def evaluate_files(task, paths, source, out_dir, seed=0):
     Returns:
       dict name -> scores.
     """
-    from tfgan_opt.core.artifacts import atomic_write_json  # core
     scale = degrade.scale_of(task)
     pairs = paired.evaluation_pairs(paired.load_full_images(source), task, seed=seed)
     degraded, targets = [p[0] for p in pairs], [p[1] for p in pairs]
