@@ -83,7 +83,9 @@ def run_evaluate(run):
 
 def render_report(run, record):
     """The Markdown report of a finished run (stages ``pretrain`` .. ``evaluate``)."""
-    config, scores = run.config, record["scores"]
+    config = run.config
+    order = ["baseline", "l1", "gan", "compressed_float32", "compressed_int8"]
+    scores = {name: record["scores"][name] for name in order if name in record["scores"]}
     export = stage_done(run.run_dir, "export") or {}
     base = scores["baseline"]
     baseline_name = "bicubic" if config.scale > 1 else "degraded input"
