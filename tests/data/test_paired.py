@@ -112,3 +112,9 @@ def test_evaluation_pairs_crop_to_the_scale_and_are_reproducible():
     np.testing.assert_allclose(high, image[:12, :16] / 127.5 - 1, atol=1e-6)
     (again, _), = paired.evaluation_pairs([image], "sr_x4")
     np.testing.assert_array_equal(low, again)
+
+
+def test_evaluation_pairs_crop_to_a_multiple_a_u_net_can_take():
+    image = np.zeros((30, 45, 3), np.uint8)
+    (low, high), = paired.evaluation_pairs([image], "denoise", multiple=8)
+    assert low.shape == high.shape == (24, 40, 3)

@@ -110,13 +110,14 @@ def make_paired_dataset(images, task, patch_size, batch_size, seed=0):
     return tf.data.Dataset.zip((dataset, seeds)).map(pair).prefetch(2)
 
 
-def evaluation_pairs(images, task, seed=0):
+def evaluation_pairs(images, task, seed=0, multiple=1):
     """Whole images degraded once, reproducibly: a list of (degraded, clean) float32 pairs
-    [h, w, 3] / [s*h, s*w, 3] in [-1, 1]; clean images are cropped to multiples of the scale."""
+    [h, w, 3] / [s*h, s*w, 3] in [-1, 1]; clean images are cropped to multiples of the scale
+    (times ``multiple``: a U-Net's 2**depth, so that the degraded image fits it)."""
     scale = degradations.scale_of(task)
     pairs = []
     for index, image in enumerate(images):
-        clean = to_float(crop_to_multiple(image, scale))[None]
+        clean = to_float(crop_to_multiple(image, scale * multiple))[None]
         degraded = degradations.degrade(task, clean, [seed, index]).numpy()
         pairs.append((degraded[0], clean[0]))
     return pairs

@@ -60,7 +60,10 @@ def run_evaluate(run):
     """Scores every variant on the test images; writes ``evaluate/crops.png`` and
     ``report.md``."""
     config = run.config
-    pairs = paired.evaluation_pairs(run.test_images, config.task, seed=config.seed)
+    # The U-Net (same-size tasks) needs sides divisible by 2**levels.
+    multiple = 1 if config.scale > 1 else 2 ** config.blocks
+    pairs = paired.evaluation_pairs(run.test_images, config.task, seed=config.seed,
+                                    multiple=multiple)
     degraded, targets = [p[0] for p in pairs], [p[1] for p in pairs]
     outputs, delegate = variant_outputs(run, degraded)
     extractor = restoration.patch_extractor(run.train_images, config.fd_patch,
@@ -144,7 +147,9 @@ def evaluate_files(task, paths, source, out_dir, seed=0):
       dict name -> scores.
     """
     scale = degrade.scale_of(task)
-    pairs = paired.evaluation_pairs(paired.load_full_images(source), task, seed=seed)
+    # Same-size tasks: sides divisible by 8, for a U-Net of up to 3 levels.
+    pairs = paired.evaluation_pairs(paired.load_full_images(source), task, seed=seed,
+                                    multiple=1 if scale > 1 else 8)
     degraded, targets = [p[0] for p in pairs], [p[1] for p in pairs]
     outputs = {"baseline": [np.clip(degrade.baseline(task, d[None]).numpy()[0], -1, 1)
                             for d in degraded]}
