@@ -68,8 +68,9 @@ def test_train_script_trains_saves_and_refuses_another_config_on_the_same_run_di
                                                           "--steps", "--strategy", "--verbose"]),
     ("compress.py", ["run", "data", "compression", "export", "evaluation"],
      ["--from_run", "--target_sparsity", "--formats", "--num_samples"]),
-    ("pipeline.py", ["run", "data", "model", "training", "compression", "export", "evaluation"],
-     ["--dataset", "--qat_steps", "--benchmark_batch"]),
+    ("pipeline.py", ["run", "data", "model", "training", "compression", "export", "evaluation",
+                     "image-to-image (--task)"],
+     ["--dataset", "--qat_steps", "--benchmark_batch", "--task"]),
     ("evaluate.py", ["run", "data", "evaluation"], ["--generator", "--out_dir", "--image_size",
                                                     "--features"]),
 ])
