@@ -13,10 +13,12 @@ ABSENT_FIELDS = {
     "LossConfig": {"r1_weight": 0.0},
     "TrainConfig": {"augment": (), "update": "alternating"},
     "PruneConfig": {"allocation": "uniform"},
+    # Before fit existed a folder of mixed sizes was refused; every recorded run read one size.
+    "DataConfig": {"fit": "crop"},
 }
 # The run-directory sections (config.json keys) those classes are recorded under.
 _SECTION_CLASSES = {"model": "ModelConfig", "loss": "LossConfig", "train": "TrainConfig",
-                    "prune": "PruneConfig"}
+                    "prune": "PruneConfig", "data": "DataConfig"}
 
 
 def with_absent_fields(recorded):
