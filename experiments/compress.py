@@ -20,8 +20,8 @@ into a new run directory, with the dataset it was trained on:
     python experiments/compress.py --generator=g.keras [--discriminator=d.keras] \
         --dataset=idx:... --run_dir=runs/mine --channel_macs_target=0.3
 
-Without --discriminator, a fresh discriminator is trained alongside the recovery fine-tunes
-(--adversarial_weight=0 --feature_distill_weight=0: pure distillation). Rerunning resumes.
+Without --discriminator, recovery is distillation from your generator only
+(--without_discriminator=fresh trains a fresh discriminator alongside). Rerunning resumes.
 """
 
 import os
@@ -39,6 +39,10 @@ flags.DEFINE_string("from_run", None, "Start --run_dir from this run's trained G
 flags.DEFINE_string("generator", None, "Your own generator as a .keras file (HDF5 and "
                     "SavedModel files are refused: they can run code when loaded).")
 flags.DEFINE_string("discriminator", None, "Its discriminator (.keras), optional.")
+flags.DEFINE_enum("without_discriminator", "distill", ["distill", "fresh"],
+                  "Recovery of a --generator given without --discriminator: distill "
+                  "(distillation from your generator only) or fresh (a fresh discriminator "
+                  "trained alongside: adversarial and feature terms too).")
 flags.DEFINE_boolean("overwrite", False, "Replace a run directory that holds another run "
                      "(with --generator).")
 flags.DEFINE_integer("seed", 0, "Seed of the export and evaluation latents.")
@@ -56,7 +60,9 @@ def _compress_user_model(compress):
     generator = models.load_user_model(FLAGS.generator, "generator")
     discriminator = (models.load_user_model(FLAGS.discriminator, "discriminator")
                      if FLAGS.discriminator else None)
-    config = byo.user_pipeline_config(generator, _flags.data_config(), **compress)
+    config = byo.user_pipeline_config(
+        generator, _flags.data_config(), without_discriminator=byo.without_mode(
+            discriminator is not None, FLAGS.without_discriminator), **compress)
     rundir.prepare_run_dir(FLAGS.run_dir, config.to_dict(), overwrite=FLAGS.overwrite)
     byo.import_user_models(generator, discriminator, config, run_dir=FLAGS.run_dir,
                            source=os.path.abspath(FLAGS.generator))
@@ -68,6 +74,9 @@ def main(argv):
     compress = _flags.compress_configs()
     if FLAGS.discriminator and not FLAGS.generator:
         raise _cli.usage_error("--discriminator goes with --generator (a trained run has its own)")
+    if FLAGS["without_discriminator"].present and (FLAGS.discriminator or not FLAGS.generator):
+        raise _cli.usage_error("--without_discriminator goes with --generator and no "
+                               "--discriminator")
     if FLAGS.generator:
         logging.info("Report: %s", _compress_user_model(compress))
         return

@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 
 def compress_model(generator, dataset, run_dir, *, discriminator=None, overwrite=False,
-                   **sections):
+                   without_discriminator=None, **sections):
     """Compresses your own Keras generator: also callable as ``tfgan_opt.compress(...)``.
 
     Runs channel pruning (on the network's channel dependency graph), weight pruning, QAT,
@@ -27,8 +27,11 @@ def compress_model(generator, dataset, run_dir, *, discriminator=None, overwrite
       dataset: a `DataConfig`, or a source string (``"idx:<path>"``, ``"folder:<dir>"``, a TFDS
         name, ...) read at the generator's image size and channels (batch size 64).
       run_dir: new run directory (the same call again resumes).
-      discriminator: optional keras.Model images -> logits; None trains a fresh one alongside.
+      discriminator: optional keras.Model images -> logits.
       overwrite: replace a run directory that holds another run.
+      without_discriminator: recovery when no discriminator is given: ``"distill"`` (None: the
+        default; distillation from ``generator`` only) or ``"fresh"`` (a fresh discriminator
+        trained alongside).
       **sections: `PipelineConfig` sections by name: ``channels`` (`ChannelPruneConfig`, default
         none), ``prune`` (`PruneConfig` or None), ``recovery``, ``quantize``, ``export``,
         ``evaluation``, ``loss``, ``train``; the others take their defaults.
@@ -40,7 +43,8 @@ def compress_model(generator, dataset, run_dir, *, discriminator=None, overwrite
     from tfgan_opt.pipeline import byo
 
     return byo.compress(generator, dataset, run_dir, discriminator=discriminator,
-                        overwrite=overwrite, **sections)
+                        overwrite=overwrite, without_discriminator=without_discriminator,
+                        **sections)
 
 
 def __getattr__(name):

@@ -159,6 +159,11 @@ CASES = {
     # A run that could not be evaluated stops before training, not after it (issue 17).
     "classifier_features_on_unlabelled_folder": (PIPELINE, _classifier_on_unlabelled_folder),
     "missing_inception_weights": (EVALUATE, _missing_inception_weights),
+    "without_discriminator_beside_a_discriminator": (
+        COMPRESS, _flag("--generator=g.keras", "--discriminator=d.keras",
+                        "--without_discriminator=fresh",
+                        message=r"--without_discriminator goes with --generator and no "
+                                r"--discriminator")),
 }
 
 

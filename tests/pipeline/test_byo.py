@@ -79,6 +79,35 @@ def test_a_subclassed_model_or_a_mismatched_dataset_is_refused():
         byo.user_pipeline_config(network, DataConfig(image_size=16))
 
 
+def test_without_a_discriminator_recovery_is_distillation_only_by_default():
+    network = models.wrap_user_model(tutorial_style_generator())
+    data = DataConfig(image_size=8)
+    channels = ChannelPruneConfig(macs_target=0.5, criterion="taylor")
+    recovery = RecoveryConfig(adversarial_weight=0.5, feature_distill_weight=2.0,
+                              layer_distill_weight=1.0)
+    default = byo.user_pipeline_config(network, data, channels=channels, recovery=recovery,
+                                       without_discriminator=byo.without_mode(False))
+    assert default.recovery == recovery.replace(adversarial_weight=0.0,
+                                                feature_distill_weight=0.0,
+                                                train_discriminator=False)
+    fresh = byo.user_pipeline_config(network, data, channels=channels, recovery=recovery,
+                                     without_discriminator="fresh")
+    assert fresh.recovery == recovery
+    # No trained discriminator to rank channels with: 'taylor' becomes 'activation'.
+    assert default.channels.criterion == fresh.channels.criterion == "activation"
+    given = byo.user_pipeline_config(network, data, channels=channels, recovery=recovery,
+                                     without_discriminator=byo.without_mode(True))
+    assert (given.recovery, given.channels) == (recovery, channels)
+
+
+def test_a_without_discriminator_mode_beside_a_discriminator_or_unknown_is_refused():
+    with pytest.raises(ConfigError, match="applies only when no discriminator is given"):
+        byo.without_mode(True, "fresh")
+    with pytest.raises(ConfigError, match="without_discriminator='adversarial'"):
+        byo.user_pipeline_config(models.wrap_user_model(tutorial_style_generator()),
+                                 DataConfig(image_size=8), without_discriminator="adversarial")
+
+
 def test_the_tutorial_generator_chain_is_a_special_case_of_the_graph():
     from tfgan_opt.compress import channels  # noqa: PLC0415  (imports tfmot)
 

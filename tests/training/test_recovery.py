@@ -57,3 +57,30 @@ def test_recover_with_zero_steps_returns_the_student_untrained():
                              testing.fake_image_dataset(model_config), RecoveryConfig(steps=0),
                              testing.tiny_loss_config())
     assert result is student
+
+
+@pytest.mark.parametrize("layer_distill_weight", [0.0, 1.0])
+def test_distillation_only_recovery_never_runs_the_discriminator(layer_distill_weight):
+    teacher, _, model_config = testing.tiny_gan("dcgan", width=8)
+    # A discriminator for 16x16 images: a call on the 8x8 fakes would fail.
+    _, discriminator, _ = testing.tiny_gan("dcgan", width=8, image_size=16)
+    student = fold_batch_norm(teacher)
+    rng = np.random.default_rng(0)
+    student.set_weights([w + rng.normal(scale=0.1, size=w.shape).astype(np.float32)
+                         for w in student.get_weights()])
+    z = teacher.sample_latents(64, seed=7)
+    before = recovery.distillation_l1(student, teacher, z)
+    discriminator_weights = [w.copy() for w in discriminator.get_weights()]
+    config = RecoveryConfig(steps=12, learning_rate=3e-3, distill_weight=1.0,
+                            layer_distill_weight=layer_distill_weight).distillation_only()
+    trainer = recovery.RecoveryTrainer(student, teacher, discriminator, config,
+                                      testing.tiny_loss_config(),
+                                      train_config=testing.tiny_train_config(log_every=1))
+    history = trainer.train(testing.fake_image_dataset(model_config))
+    assert 0.0 < recovery.distillation_l1(student, teacher, z) < 0.8 * before
+    for row in history:  # only distillation terms
+        assert not {"d_loss", "g_adv_loss", "feature_distill_loss"} & set(row), row
+        np.testing.assert_allclose(
+            row["g_loss"], row["distill_loss"] + row.get("layer_distill_loss", 0.0), rtol=1e-5)
+    for old, new in zip(discriminator_weights, discriminator.get_weights()):
+        np.testing.assert_array_equal(old, new)

@@ -6,6 +6,10 @@ from typing import Dict, Optional
 
 from tfgan_opt.core.config import LR_SCHEDULES, _check, _check_choice, _Config
 
+# How a user's generator given without its discriminator recovers (`pipeline.byo`): ``distill``,
+# distillation from the generator only (no discriminator is trained or run); ``fresh``, a fresh
+# discriminator trained alongside (adversarial and feature terms too).
+WITHOUT_DISCRIMINATOR_MODES = ("distill", "fresh")
 
 @dataclasses.dataclass(frozen=True)
 class RecoveryConfig(_Config):
@@ -45,3 +49,10 @@ class RecoveryConfig(_Config):
         _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         for name in ("final_lr_fraction", "ema_decay"):
             _check(0 <= getattr(self, name) < 1, f"{name}={getattr(self, name)} must be in [0, 1)")
+
+    def distillation_only(self):
+        """This config with no adversarial or discriminator-feature term and the discriminator
+        frozen: the recovery never trains or runs a discriminator (image and inner-feature
+        distillation only)."""
+        return self.replace(adversarial_weight=0.0, feature_distill_weight=0.0,
+                            train_discriminator=False)

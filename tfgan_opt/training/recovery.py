@@ -135,16 +135,15 @@ class RecoveryTrainer(GANTrainer):
         distiller = self.feature_distiller
         with tf.GradientTape() as tape:
             fake, student_features = distiller.student_outputs(z, training=True)
-            fake_logits = self.discriminator(fake, training=self.train_discriminator)
-            metrics = {"g_adv_loss": tf.nn.compute_average_loss(
-                self.loss.generator_loss(fake_logits), global_batch_size=global_batch)}
+            metrics = self._generator_adversarial_loss(fake, global_batch)
             target, teacher_features = distiller.teacher_outputs(z)
             extra = self._output_distill_losses(fake, target, global_batch)
             extra["layer_distill_loss"] = self.recovery_config.layer_distill_weight * (
                 tf.nn.compute_average_loss(distiller.loss(student_features, teacher_features),
                                            global_batch_size=global_batch))
             metrics.update(extra)
-            loss = self.adversarial_weight * metrics["g_adv_loss"] + tf.add_n(list(extra.values()))
+            loss = (self.adversarial_weight * metrics.get("g_adv_loss", 0.0)
+                    + tf.add_n(list(extra.values())))
             loss += self._regularization(self.generator)
         variables = self.generator.trainable_variables
         adapters = distiller.adapter_variables

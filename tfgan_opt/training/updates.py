@@ -74,19 +74,29 @@ class UpdateRules:
         global_batch = tf.shape(z)[0] * self.strategy.num_replicas_in_sync
         with tf.GradientTape() as tape:
             fake = self.generator(z, training=True)
-            fake_logits = self.discriminator(self._augment(fake, batch, "aug_g"),
-                                             training=self.train_discriminator)
-            per_example = self.loss.generator_loss(fake_logits)
-            metrics = {"g_adv_loss": tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)}
+            metrics = self._generator_adversarial_loss(fake, global_batch, batch)
             extra = self.extra_generator_losses(z, fake, global_batch)
             metrics.update(extra)
-            loss = (self.adversarial_weight * metrics["g_adv_loss"]
+            loss = (self.adversarial_weight * metrics.get("g_adv_loss", 0.0)
                     + tf.add_n([tf.constant(0.0)] + list(extra.values())))
             loss += self._regularization(self.generator)
         variables = self.generator.trainable_variables
         self.generator_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         metrics["g_loss"] = loss
         return metrics
+
+    def _generator_adversarial_loss(self, fake, global_batch, batch=None):
+        """``{"g_adv_loss": scalar}`` (``fake`` augmented with ``batch``'s generator-step
+        parameters if a batch is given), or ``{}`` when the term has weight 0 and the
+        discriminator is frozen: that inference-mode pass could change nothing, so it is skipped
+        (distillation-only recovery runs no discriminator at all)."""
+        if not (self.adversarial_weight or self.train_discriminator):
+            return {}
+        if batch is not None:
+            fake = self._augment(fake, batch, "aug_g")
+        fake_logits = self.discriminator(fake, training=self.train_discriminator)
+        return {"g_adv_loss": tf.nn.compute_average_loss(self.loss.generator_loss(fake_logits),
+                                                         global_batch_size=global_batch)}
 
     def _simultaneous_step(self, batch):
         """The TensorFlow DCGAN tutorial's step: both networks' gradients from one pass each.
