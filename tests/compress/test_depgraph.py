@@ -103,6 +103,48 @@ def test_add_ties_both_operands_into_one_group():
     assert "block0_b" not in groups and groups["block0_a"].consumers == ("block0_b",)
 
 
+@pytest.mark.parametrize("merge", [L.Subtract, L.Multiply, L.Maximum, L.Minimum, L.Average])
+def test_every_elementwise_merge_ties_its_operands_like_add(merge):
+    def build(z):
+        x = _project(z, 4, 4)
+        a = L.Conv2D(6, 3, padding="same", name="a")(x)
+        b = L.Conv2D(6, 3, padding="same", name="b")(x)
+        return _to_image(L.ReLU(name="relu")(merge(name="merge")([a, b])))
+
+    generator = _generator(build)
+    groups = _groups(generator)
+    assert set(groups["a"].producers) == {"a", "b"} and "b" not in groups
+    narrowed = _assert_narrowed_equals_masked(generator, {"a": [0, 4], "project": [1, 2]})
+    assert narrowed.network.get_layer("b").filters == 2
+
+
+def test_layer_norm_over_space_passes_channels_and_keeps_its_parameters():
+    def build(z):
+        x = L.Conv2D(6, 3, padding="same", name="conv")(_project(z, 4, 4))
+        x = L.LayerNormalization(axis=(1, 2), name="space_norm")(x)
+        return _to_image(L.ReLU(name="relu")(x))
+
+    generator = _generator(build)
+    assert "space_norm" not in channels.channel_graph(generator).blocked
+    narrowed = _assert_narrowed_equals_masked(generator, {"conv": [1, 2, 5]})
+    assert narrowed.network.get_layer("space_norm").gamma.shape == (4, 4)
+
+
+def test_a_layer_called_twice_keeps_its_channels():
+    def build(z):
+        x = _project(z, 4, 4)
+        shared = L.Conv2D(4, 3, padding="same", name="shared")
+        x = L.Conv2D(4, 3, padding="same", name="before")(shared(x))
+        return _to_image(L.ReLU(name="relu")(shared(x)))
+
+    generator = _generator(build)
+    graph = channels.channel_graph(generator)
+    assert "called 2 times" in graph.blocked["shared"]
+    assert not graph.groups  # every space touches the shared layer
+    with pytest.raises(ConfigError, match="no prunable channels.*shared"):
+        channels.channel_prune(generator, 0.5)
+
+
 def test_concatenate_maps_each_input_to_its_offset():
     generator = unet_generator()
     groups = _groups(generator)
