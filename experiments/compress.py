@@ -60,9 +60,11 @@ def _compress_user_model(compress):
     generator = models.load_user_model(FLAGS.generator, "generator")
     discriminator = (models.load_user_model(FLAGS.discriminator, "discriminator")
                      if FLAGS.discriminator else None)
+    # The flag's default means nothing beside a --discriminator (main refuses it given there).
+    mode = None if discriminator is not None else FLAGS.without_discriminator
     config = byo.user_pipeline_config(
-        generator, _flags.data_config(), without_discriminator=byo.without_mode(
-            discriminator is not None, FLAGS.without_discriminator), **compress)
+        generator, _flags.data_config(),
+        without_discriminator=byo.without_mode(discriminator is not None, mode), **compress)
     rundir.prepare_run_dir(FLAGS.run_dir, config.to_dict(), overwrite=FLAGS.overwrite)
     byo.import_user_models(generator, discriminator, config, run_dir=FLAGS.run_dir,
                            source=os.path.abspath(FLAGS.generator))

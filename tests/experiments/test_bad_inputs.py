@@ -128,6 +128,24 @@ def _missing_inception_weights(d):
             r"InceptionV3 weights file not found: .*none\.h5")
 
 
+def _user_models_beside_another_image_size(d):
+    from tfgan_opt.core.compat import keras  # noqa: PLC0415  (only this case builds models)
+
+    layers = keras.layers
+    generator = keras.Sequential([layers.Dense(64, activation="tanh", input_shape=(4,)),
+                                  layers.Reshape((8, 8, 1))])
+    discriminator = keras.Sequential([layers.Flatten(input_shape=(8, 8, 1)), layers.Dense(1)])
+    paths = [os.path.join(d, name) for name in ("g.keras", "d.keras")]
+    # Explicit format: tf_keras's thread-local "saving v3" switch reads False after a first save
+    # in a non-main thread (this builder runs in one), so a second plain save would write HDF5.
+    generator.save(paths[0], save_format="keras")
+    discriminator.save(paths[1], save_format="keras")
+    # The image size is checked after the recovery mode is chosen: a given discriminator must
+    # reach that check (no recovery mode applies to it).
+    return ([f"--generator={paths[0]}", f"--discriminator={paths[1]}", "--image_size=16",
+             "--dataset=digits"], r"the generator makes 8x8x1 images .* set image_size=8")
+
+
 def _flag(*flags, message):
     return lambda d: (list(flags), message)
 
@@ -159,6 +177,7 @@ CASES = {
     # A run that could not be evaluated stops before training, not after it (issue 17).
     "classifier_features_on_unlabelled_folder": (PIPELINE, _classifier_on_unlabelled_folder),
     "missing_inception_weights": (EVALUATE, _missing_inception_weights),
+    "user_generator_for_another_image_size": (COMPRESS, _user_models_beside_another_image_size),
     "without_discriminator_beside_a_discriminator": (
         COMPRESS, _flag("--generator=g.keras", "--discriminator=d.keras",
                         "--without_discriminator=fresh",
