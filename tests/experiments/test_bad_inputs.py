@@ -136,10 +136,11 @@ def _user_models_beside_another_image_size(d):
                                   layers.Reshape((8, 8, 1))])
     discriminator = keras.Sequential([layers.Flatten(input_shape=(8, 8, 1)), layers.Dense(1)])
     paths = [os.path.join(d, name) for name in ("g.keras", "d.keras")]
-    # Explicit format: tf_keras's thread-local "saving v3" switch reads False after a first save
-    # in a non-main thread (this builder runs in one), so a second plain save would write HDF5.
-    generator.save(paths[0], save_format="keras")
-    discriminator.save(paths[1], save_format="keras")
+    # "keras_v3": tf_keras's thread-local "saving v3" switch reads False after a first save in a
+    # non-main thread (this builder runs in one), and then a second save as "x.keras" (or with
+    # save_format="keras") writes HDF5; only "keras_v3" ignores the switch.
+    generator.save(paths[0], save_format="keras_v3")
+    discriminator.save(paths[1], save_format="keras_v3")
     # The image size is checked after the recovery mode is chosen: a given discriminator must
     # reach that check (no recovery mode applies to it).
     return ([f"--generator={paths[0]}", f"--discriminator={paths[1]}", "--image_size=16",
