@@ -73,6 +73,11 @@ def define_model_flags(width=64):
         _enum("upsample", "transpose", UPSAMPLING_MODES, "dcgan generator upsampling: transpose "
               "(Conv2DTranspose), or nearest/bilinear resize then Conv2D (no checkerboard "
               "artifacts).")
+        flags.DEFINE_boolean("conditional", False, "Class-conditional GAN: (z, label) -> image, "
+                             "projection discriminator; needs a labelled dataset.")
+        flags.DEFINE_integer("num_classes", 0, "--conditional: classes (0: from the labels).")
+        flags.DEFINE_float("acgan_weight", 0.0, "--conditional: weight of an AC-GAN auxiliary "
+                           "classifier loss (0: projection only).")
 
 
 def define_train_flags(steps=2000, log_every=100):
@@ -136,7 +141,9 @@ def model_config():
     return ModelConfig(arch=FLAGS.arch, image_size=FLAGS.image_size, channels=FLAGS.channels,
                        latent_dim=FLAGS.latent_dim, width=FLAGS.width,
                        discriminator_width=FLAGS.discriminator_width,
-                       spectral_norm=FLAGS.spectral_norm, upsample=FLAGS.upsample)
+                       spectral_norm=FLAGS.spectral_norm, upsample=FLAGS.upsample,
+                       conditional=FLAGS.conditional, num_classes=FLAGS.num_classes,
+                       acgan_weight=FLAGS.acgan_weight)
 
 
 def loss_config():

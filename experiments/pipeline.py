@@ -41,6 +41,7 @@ def main(argv):
     from tfgan_opt.pipeline import stages
 
     budget.check_fits(config.model, config.data.batch_size)
+    config = stages.resolve_classes(config)  # --conditional on unlabelled data: one line, now
     # The data is opened, and the evaluation's feature space checked against it (an unlabelled
     # source cannot use the classifier), before the run directory is touched: a bad --dataset or
     # --features fails in seconds without deleting anything, even with --overwrite.

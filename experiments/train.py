@@ -37,6 +37,7 @@ def main(argv):
     from tfgan_opt.training import distribute
 
     budget.check_fits(config.model, config.data.batch_size)
+    config = stages.resolve_classes(config)  # --conditional on unlabelled data: one line, now
     strategy = _flags.make_strategy()  # before any other TensorFlow work (logical devices)
     # The data is opened before the run directory is touched, so a bad --dataset fails without
     # deleting anything, even with --overwrite. Seeding first gives its shuffle order the global

@@ -76,6 +76,11 @@ class ModelConfig(_Config):
       upsample: how the dcgan generator upsamples: ``transpose`` (Conv2DTranspose) or a
         resize-convolution, ``nearest`` / ``bilinear`` UpSampling2D then Conv2D (Odena et al. 2016,
         "Deconvolution and Checkerboard Artifacts"), free of transpose-convolution checkerboards.
+      conditional: class-conditional networks (z, label) -> image, projection discriminator
+        (`tfgan_opt.models.conditional`); needs a labelled source.
+      num_classes: classes of a conditional model; 0 reads it from the source's labels.
+      acgan_weight: with ``conditional``, weight of an AC-GAN auxiliary classifier's cross-entropy
+        (Odena et al. 2017) added to both networks' losses; 0: projection only.
     """
 
     arch: str = "dcgan"
@@ -86,9 +91,16 @@ class ModelConfig(_Config):
     discriminator_width: int = 64
     spectral_norm: bool = False
     upsample: str = "transpose"
+    conditional: bool = False
+    num_classes: int = 0
+    acgan_weight: float = 0.0
 
     def __post_init__(self):
         _check_choice("arch", self.arch, ARCHITECTURES)
+        _check(self.num_classes >= 0 and self.acgan_weight >= 0,
+               f"num_classes={self.num_classes} and acgan_weight={self.acgan_weight} must be >= 0")
+        _check(self.conditional or not (self.num_classes or self.acgan_weight),
+               "num_classes and acgan_weight need conditional=True")
         _check_choice("upsample", self.upsample, UPSAMPLING_MODES)
         _check(self.channels in (1, 3), f"channels={self.channels} must be 1 or 3")
         _check(self.latent_dim >= 1, f"latent_dim={self.latent_dim} must be positive")

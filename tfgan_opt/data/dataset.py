@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tfgan_opt.core.config import DataConfig
 from tfgan_opt.core.errors import DataError
-from tfgan_opt.data.sources import SOURCES, parse_source
+from tfgan_opt.data.sources import SOURCES, folder_class_names, parse_source
 
 
 # ----------------------------------------------------------------------------- pipeline
@@ -148,6 +148,33 @@ def source_has_labels(config: DataConfig) -> bool:
     if kind == "tfds":
         return True
     return SOURCES[kind](config, location)[1] is not None
+
+
+def source_labels(config: DataConfig) -> Optional[np.ndarray]:
+    """Every label of a source (after ``config.limit``), int64 [N], or None if it has none."""
+    source = _open_source(config)
+    if not source.has_labels:
+        return None
+    return np.concatenate(list(
+        source.dataset.map(lambda image, label: label).batch(4096).as_numpy_iterator()))
+
+
+def class_names(config: DataConfig, num_classes: int):
+    """Names of classes 0..num_classes-1: a folder's subfolders, a TFDS dataset's label names,
+    else the numbers (IDX, NPZ and digits labels are the classes themselves)."""
+    kind, location = parse_source(config.source)
+    names = None
+    if kind == "folder":
+        names = folder_class_names(location)
+    elif kind == "tfds":
+        import tensorflow_datasets as tfds  # Lazy: slow to import and only this source needs it.
+        try:
+            names = tfds.builder(location, data_dir=config.data_dir).info.features["label"].names
+        except (KeyError, AttributeError, tfds.core.DatasetNotFoundError):
+            names = None
+    if names is None or len(names) != num_classes:
+        names = [str(i) for i in range(num_classes)]
+    return [str(name) for name in names]
 
 
 def describe_source(config: DataConfig) -> str:

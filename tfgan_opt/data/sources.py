@@ -300,6 +300,13 @@ def read_folder_images(location: str, channels: int, paths=None):
     return [_decode_image(p, channels) for p in paths]
 
 
+def folder_class_names(location: str):
+    """The class names `load_folder` labels a folder's images with (label = index), or None."""
+    subfolders = sorted(d for d in os.listdir(location)
+                        if os.path.isdir(os.path.join(location, d)))
+    return [d for d in subfolders if _image_files(os.path.join(location, d))] or None
+
+
 # ----------------------------------------------------------------------------- TFDS
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from tfgan_opt.core.compat import import_tfmot, keras
 from tfgan_opt.core.naming import sample_latents
+from tfgan_opt.models import conditional
 from tfgan_opt.models import layers  # noqa: F401  (registers tfgan_opt>SpectralNormalization)
 
 FEATURES_LAYER = "features"
@@ -75,12 +76,24 @@ class Generator(_NetworkWrapper):
     """Maps latent vectors z ~ N(0, I) to images in [-1, 1].
 
     Call: ``generator(z, training=False)`` with z float32 [B, latent_dim] returns float32
-    [B, image_size, image_size, channels] in [-1, 1] (the network ends in tanh).
+    [B, image_size, image_size, channels] in [-1, 1] (the network ends in tanh). A conditional
+    generator (`tfgan_opt.models.conditional`) is called with ``(z, labels)``, labels int32 [B];
+    its `sample_latents` returns such pairs, so code that feeds ``sample_latents`` to the
+    generator (and to a teacher) works for both kinds.
     """
 
     @property
     def latent_dim(self):
-        return int(self.network.input_shape[-1])
+        return int(self.network.inputs[0].shape[-1])
+
+    @property
+    def conditional(self):
+        return conditional.is_conditional(self.network)
+
+    @property
+    def num_classes(self):
+        """Classes of a conditional generator, 0 for an unconditional one."""
+        return conditional.num_classes(self.network) if self.conditional else 0
 
     @property
     def image_shape(self):
@@ -89,22 +102,42 @@ class Generator(_NetworkWrapper):
     def call(self, z, training=False):
         return self.network(z, training=training)
 
-    def sample_latents(self, num, seed=0):
+    def sample_latents(self, num, seed=0, labels=None):
         """Returns ``num`` seeded latent vectors, float32 [num, latent_dim], from N(0, I) (for a
-        network with a wider input, e.g. an image, N(0, I) of that shape)."""
-        shape = tuple(int(d) for d in self.network.input_shape[1:])
-        z = sample_latents(num, int(np.prod(shape)), seed)
-        return z if len(shape) == 1 else z.reshape((num,) + shape)
+        network with a wider input, e.g. an image, N(0, I) of that shape).
 
-    def generate(self, num, seed=0, batch_size=500):
-        """Generates ``num`` images as a numpy float32 array [num, H, W, C] in [-1, 1]."""
-        z = self.sample_latents(num, seed)
-        return np.concatenate([self(z[i:i + batch_size], training=False).numpy()
+        A conditional generator gets ``(z, labels)``: ``labels`` int32 [num] if given, else every
+        class in turn (0, 1, ..., K-1, 0, ...), so each class gets num / K samples.
+        """
+        shape = tuple(int(d) for d in self.network.inputs[0].shape[1:])
+        z = sample_latents(num, int(np.prod(shape)), seed)
+        z = z if len(shape) == 1 else z.reshape((num,) + shape)
+        if not self.conditional:
+            return z
+        if labels is None:
+            labels = np.arange(num) % self.num_classes
+        return z, np.asarray(labels, np.int32)
+
+    def generate(self, num, seed=0, batch_size=500, labels=None):
+        """Generates ``num`` images as a numpy float32 array [num, H, W, C] in [-1, 1]
+        (conditional: of ``labels``, default every class in turn)."""
+        inputs = self.sample_latents(num, seed, labels=labels)
+        return np.concatenate([self(slice_inputs(inputs, i, i + batch_size), training=False).numpy()
                                for i in range(0, num, batch_size)], axis=0)
+
+
+def slice_inputs(inputs, start, stop):
+    """Rows ``start:stop`` of generator inputs: z, or a conditional (z, labels) pair."""
+    if isinstance(inputs, (tuple, list)):
+        return tuple(part[start:stop] for part in inputs)
+    return inputs[start:stop]
 
 
 class Discriminator(_NetworkWrapper):
     """Scores images: float32 [B, H, W, C] in [-1, 1] -> logits float32 [B, 1].
+
+    A conditional discriminator is called with ``(images, labels)`` and returns the projection
+    logits; `logits_and_classes` also returns its AC-GAN class logits if it has them.
 
     The penultimate activation is exposed through `features` for feature-level distillation:
     the output of the layer named ``features`` if there is one (the networks of
@@ -117,13 +150,31 @@ class Discriminator(_NetworkWrapper):
         names = {layer.name for layer in network.layers}
         features = (network.get_layer(FEATURES_LAYER).output if FEATURES_LAYER in names
                     else network.output._keras_history.layer.input)
-        self._feature_network = keras.Model(network.inputs, features)
+        # phi(x) of a conditional network reads the images only.
+        self._feature_network = keras.Model(network.inputs[0], features)
+
+    @property
+    def conditional(self):
+        return conditional.is_conditional(self.network)
+
+    @property
+    def has_classifier(self):
+        """Whether the network has an AC-GAN class-logits output."""
+        return len(self.network.outputs) > 1
 
     def call(self, images, training=False):
-        return self.network(images, training=training)
+        outputs = self.network(images, training=training)
+        return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+
+    def logits_and_classes(self, inputs, training=False):
+        """``(logits [B, 1], class logits [B, K])`` of an AC-GAN discriminator."""
+        logits, classes = self.network(inputs, training=training)
+        return logits, classes
 
     def features(self, images, training=False):
-        """Penultimate features, float32 [B, D]."""
+        """Penultimate features, float32 [B, D] (of the images of an ``(images, labels)`` pair)."""
+        if isinstance(images, (tuple, list)):
+            images = images[0]
         return self._feature_network(images, training=training)
 
 

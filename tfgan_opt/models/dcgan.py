@@ -12,6 +12,7 @@ Discriminator: two strided Conv2D -> LeakyReLU blocks, flatten (layer ``features
 """
 
 from tfgan_opt.core.compat import keras
+from tfgan_opt.models import conditional
 from tfgan_opt.models.layers import SpectralNormalization
 from tfgan_opt.models.base import FEATURES_LAYER
 
@@ -34,13 +35,14 @@ def build_dcgan_generator_network(config, seed=None, sync_batch_norm=False):
         are the same up to float rounding (a one-pass variance instead of the fused kernel).
 
     Returns:
-      A Functional keras.Model: float32 [B, latent_dim] -> [B, image_size, image_size, channels].
+      A Functional keras.Model: float32 [B, latent_dim] -> [B, image_size, image_size, channels]
+      (conditional: [z, label int32 [B]] -> images, see `tfgan_opt.models.conditional`).
     """
     side = config.image_size // 4
     w = config.width
-    z = keras.Input((config.latent_dim,), name="z")
+    z, x = conditional.generator_inputs(config, seed)
     x = keras.layers.Dense(side * side * 4 * w, use_bias=False, kernel_initializer=_init(seed, 0),
-                           name="project")(z)
+                           name="project")(x)
     x = keras.layers.BatchNormalization(synchronized=sync_batch_norm, name="project_bn")(x)
     x = keras.layers.LeakyReLU(0.2, name="project_act")(x)
     x = keras.layers.Reshape((side, side, 4 * w), name="reshape")(x)
@@ -66,7 +68,8 @@ def _upsampling_conv(x, upsample, filters, stride, name, **kwargs):
 
 
 def build_dcgan_discriminator_network(config, seed=None):
-    """Builds the Functional DCGAN discriminator: [B, H, W, C] in [-1, 1] -> logits [B, 1]."""
+    """Builds the Functional DCGAN discriminator: [B, H, W, C] in [-1, 1] -> logits [B, 1]
+    (conditional: [images, label] -> projection logits, see `tfgan_opt.models.conditional`)."""
     w = config.discriminator_width
     images = keras.Input((config.image_size, config.image_size, config.channels), name="images")
     x = images
@@ -78,7 +81,8 @@ def build_dcgan_discriminator_network(config, seed=None):
     x = keras.layers.Flatten(name=FEATURES_LAYER)(x)
     logits = _maybe_spectral(keras.layers.Dense(1, kernel_initializer=_init(seed, 12),
                                                 name="logits"), config)(x)
-    return keras.Model(images, logits, name="dcgan_discriminator")
+    inputs, outputs = conditional.discriminator_outputs(config, images, x, logits, seed)
+    return keras.Model(inputs, outputs, name="dcgan_discriminator")
 
 
 def _maybe_spectral(layer, config):

@@ -6,6 +6,7 @@ each LeakyReLU, then Dense(1).
 """
 
 from tfgan_opt.core.compat import keras
+from tfgan_opt.models import conditional
 from tfgan_opt.models.layers import SpectralNormalization
 from tfgan_opt.models.base import FEATURES_LAYER
 
@@ -17,11 +18,11 @@ def _init(seed, offset):
 def build_mlp_generator_network(config, seed=None, sync_batch_norm=False):
     """Builds the Functional MLP generator: [B, latent_dim] -> [B, H, W, C] in [-1, 1].
 
-    ``sync_batch_norm``: as in `build_dcgan_generator_network`.
+    ``sync_batch_norm``: as in `build_dcgan_generator_network`. Conditional: [z, label] -> images
+    (`tfgan_opt.models.conditional`).
     """
     w = config.width
-    z = keras.Input((config.latent_dim,), name="z")
-    x = z
+    z, x = conditional.generator_inputs(config, seed)
     for i, units in enumerate([4 * w, 8 * w, 16 * w], start=1):
         x = keras.layers.Dense(units, use_bias=False, kernel_initializer=_init(seed, i),
                                name=f"dense{i}")(x)
@@ -51,4 +52,5 @@ def build_mlp_discriminator_network(config, seed=None):
     logits = keras.layers.Dense(1, kernel_initializer=_init(seed, 20), name="logits")
     if config.spectral_norm:
         logits = SpectralNormalization(logits, name="logits_sn")
-    return keras.Model(images, logits(x), name="mlp_discriminator")
+    inputs, outputs = conditional.discriminator_outputs(config, images, x, logits(x), seed)
+    return keras.Model(inputs, outputs, name="mlp_discriminator")

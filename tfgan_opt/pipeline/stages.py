@@ -28,6 +28,7 @@ from tfgan_opt.pipeline import finetune, reference, ship, variants
 from tfgan_opt.pipeline.checks import (check_evaluation, check_run_models,  # noqa: F401
                                        check_train_checkpoints)
 from tfgan_opt.pipeline.fork import load_run_config  # noqa: F401
+from tfgan_opt.pipeline.conditional import resolve_classes
 from tfgan_opt.pipeline.report import write_pipeline_report
 from tfgan_opt.training import distribute
 from tfgan_opt.training.trainer import GANTrainer
@@ -81,6 +82,7 @@ def train_gan(config, *, run_dir, strategy=None, dataset=None, label=None):
         logging.info("%s: already done (%d steps); skipping", label, done["steps"])
         return done
     logging.info("%s: %d steps", label, config.train.steps)
+    config = resolve_classes(config)
     seed_everything(config.train)
     stage_dir = os.path.join(run_dir, variants.TRAIN)
     strategy = strategy or tf.distribute.get_strategy()
@@ -91,7 +93,8 @@ def train_gan(config, *, run_dir, strategy=None, dataset=None, label=None):
             config.model, seed=config.train.seed,
             sync_batch_norm=strategy.num_replicas_in_sync > 1)
         discriminator = models.build_discriminator(config.model, seed=config.train.seed)
-    trainer = GANTrainer(generator, discriminator, config.loss, config.train, strategy=strategy)
+    trainer = GANTrainer(generator, discriminator, config.loss, config.train, strategy=strategy,
+                         acgan_weight=config.model.acgan_weight or 1.0)
     start = time.time()
     history = trainer.train(dataset, run_dir=stage_dir)
     wall = time.time() - start
@@ -181,8 +184,9 @@ def prune_stage(config, run_dir):
     def build(stage_dir):
         args = _finetune_args(config, stage_dir, config.recovery.steps)
         if config.prune.mode == "during":
-            generator = models.build_generator(config.model, seed=config.train.seed)
-            discriminator = models.build_discriminator(config.model, seed=config.train.seed)
+            model_config = resolve_classes(config).model
+            generator = models.build_generator(model_config, seed=config.train.seed)
+            discriminator = models.build_discriminator(model_config, seed=config.train.seed)
             args["train_config"] = config.train.replace(ema_decay=0.0)
         else:
             # After channel pruning the narrow generator is both the base and the teacher.

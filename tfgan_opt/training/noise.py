@@ -12,9 +12,12 @@ from tfgan_opt.training import augment as augment_lib
 
 # Folded into each element's seed to draw augmentation parameters from their own stream.
 _AUGMENT_STREAM = 18
+# Folded into each element's seed to draw a conditional GAN's fake labels from their own stream.
+_LABEL_STREAM = 15
 
 
-def add_step_noise(dataset, start_step, *, seed, latent_dim, n_critic, augment=False):
+def add_step_noise(dataset, start_step, *, seed, latent_dim, n_critic, augment=False,
+                   num_classes=0):
     """Maps (images, labels) batches to dicts of images plus the step's noise.
 
     Args:
@@ -25,10 +28,12 @@ def add_step_noise(dataset, start_step, *, seed, latent_dim, n_critic, augment=F
       n_critic: elements (batches) consumed per trainer step.
       augment: also draw ``aug_d`` and ``aug_g``, float32 [B, augment.NUM_PARAMS]: the
         transforms of the discriminator update (real and fake alike) and of the generator update.
+      num_classes: a conditional GAN's class count: also ``labels`` (the real images' labels),
+        ``y_d`` and ``y_g``, int32 [B], uniform random class labels for the fakes.
 
     Returns:
       A dataset of dicts: ``images``, ``z_d``, ``z_g`` [B, latent_dim], ``alpha`` [B] (and the
-      augmentation parameters).
+      augmentation parameters and labels).
     """
     def with_noise(index, batch):
         images = batch[0]
@@ -46,6 +51,13 @@ def add_step_noise(dataset, start_step, *, seed, latent_dim, n_critic, augment=F
                 tf.random.experimental.stateless_fold_in(element_seed, _AUGMENT_STREAM), 2)
             noise["aug_d"] = augment_lib.draw_params(size, aug_seeds[0])
             noise["aug_g"] = augment_lib.draw_params(size, aug_seeds[1])
+        if num_classes:
+            label_seeds = tf.random.experimental.stateless_split(
+                tf.random.experimental.stateless_fold_in(element_seed, _LABEL_STREAM), 2)
+            noise["labels"] = tf.cast(batch[1], tf.int32)
+            for i, key in enumerate(("y_d", "y_g")):
+                noise[key] = tf.random.stateless_uniform([size], seed=label_seeds[i], minval=0,
+                                                         maxval=num_classes, dtype=tf.int32)
         return noise
 
     return dataset.enumerate(start=start_step * n_critic).map(

@@ -130,12 +130,13 @@ class RecoveryTrainer(GANTrainer):
         forward pass and distilled; the width adapters train beside the student."""
         if self.feature_distiller is None:
             return super()._generator_step(batch)
-        z = batch["z_g"]
-        global_batch = tf.shape(z)[0] * self.strategy.num_replicas_in_sync
+        z = self._generator_inputs(batch, "g")  # conditional: the same (z, label) for the teacher
+        global_batch = tf.shape(batch["z_g"])[0] * self.strategy.num_replicas_in_sync
         distiller = self.feature_distiller
         with tf.GradientTape() as tape:
             fake, student_features = distiller.student_outputs(z, training=True)
-            metrics = self._generator_adversarial_loss(fake, global_batch)
+            metrics, _ = self._generator_adversarial_loss(fake, global_batch,
+                                                          labels=batch.get("y_g"))
             target, teacher_features = distiller.teacher_outputs(z)
             extra = self._output_distill_losses(fake, target, global_batch)
             extra["layer_distill_loss"] = self.recovery_config.layer_distill_weight * (

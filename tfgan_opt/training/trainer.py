@@ -57,10 +57,13 @@ class GANTrainer(updates.UpdateRules):
         distillation losses through `extra_generator_losses` weigh the two).
       train_discriminator: False freezes the discriminator: no discriminator updates, and the
         generator step calls it in inference mode.
+      acgan_weight: weight of the AC-GAN class cross-entropy when the discriminator has a class
+        output (`ModelConfig.acgan_weight`).
     """
 
     def __init__(self, generator, discriminator, loss_config, train_config, strategy=None,
-                 callbacks=(), is_chief=None, adversarial_weight=1.0, train_discriminator=True):
+                 callbacks=(), is_chief=None, adversarial_weight=1.0, train_discriminator=True,
+                 acgan_weight=1.0):
         self.generator = generator
         self.discriminator = discriminator
         self.loss_config = loss_config
@@ -72,6 +75,7 @@ class GANTrainer(updates.UpdateRules):
         self.is_chief = distribute.is_chief(self.strategy) if is_chief is None else is_chief
         self.adversarial_weight = adversarial_weight
         self.train_discriminator = train_discriminator
+        self.acgan_weight = acgan_weight
         with self.strategy.scope():
             self.generator_optimizer = keras.optimizers.Adam(
                 train_config.generator_lr, beta_1=train_config.beta_1, beta_2=train_config.beta_2)
@@ -158,7 +162,8 @@ class GANTrainer(updates.UpdateRules):
         return noise.add_step_noise(dataset, start_step, seed=self.config.seed,
                                     latent_dim=self.generator.latent_dim,
                                     n_critic=self.config.n_critic,
-                                    augment=bool(self.config.augment))
+                                    augment=bool(self.config.augment),
+                                    num_classes=self.generator.num_classes)
 
     def _distribute(self, dataset):
         # Every worker builds the whole global batch (and its noise) and keeps its replicas' slices:

@@ -5,6 +5,11 @@ Losses are per-example and reduced with ``tf.nn.compute_average_loss`` over the 
 replicas compute the same update as one device. Augmentation (DiffAugment) transforms what the
 discriminator sees, real and fake alike, in both updates, with parameters drawn in the input
 pipeline (`tfgan_opt.training.noise`).
+
+A conditional GAN (the batch has ``labels``, ``y_d``, ``y_g``) feeds the generator (z, fake labels)
+and the discriminator (images, labels): real images with their labels, fakes with the labels they
+were generated for. With an AC-GAN discriminator, the cross-entropy of its class logits (real and
+fake for the discriminator, fake for the generator) is added, weighted by ``acgan_weight``.
 """
 
 import tensorflow as tf
@@ -28,17 +33,50 @@ class UpdateRules:
             return images
         return augment_lib.apply_augment(images, batch[key], self.config.augment)
 
+    def _generator_inputs(self, batch, update):
+        """What the generator takes in ``update`` ``d`` or ``g``: z, or (z, fake labels)."""
+        z = batch[f"z_{update}"]
+        return (z, batch[f"y_{update}"]) if f"y_{update}" in batch else z
+
+    def _critic(self, images, labels, training):
+        """``(logits [B, 1], AC-GAN class logits [B, K] or None)``; labels None: unconditional."""
+        if labels is None:
+            return self.discriminator(images, training=training), None
+        if self.discriminator.has_classifier:
+            return self.discriminator.logits_and_classes((images, labels), training=training)
+        return self.discriminator((images, labels), training=training), None
+
+    def _image_critic(self, labels):
+        """The discriminator as a function of the images alone (for the gradient penalties)."""
+        if labels is None:
+            return self.discriminator
+        return lambda images, training=False: self.discriminator((images, labels),
+                                                                 training=training)
+
+    def _class_loss(self, labels, class_logits, global_batch):
+        """AC-GAN cross-entropy of class logits, reduced over the global batch."""
+        return tf.nn.compute_average_loss(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels, class_logits),
+            global_batch_size=global_batch)
+
     def _discriminator_step(self, batch):
         real = self._augment(batch["images"], batch, "aug_d")
         global_batch = tf.shape(real)[0] * self.strategy.num_replicas_in_sync
-        fake = self._augment(self.generator(batch["z_d"], training=True), batch, "aug_d")
+        fake = self._augment(self.generator(self._generator_inputs(batch, "d"), training=True),
+                             batch, "aug_d")
+        labels, fake_labels = batch.get("labels"), batch.get("y_d")
         with tf.GradientTape() as tape:
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(fake, training=True)
+            real_logits, real_classes = self._critic(real, labels, training=True)
+            fake_logits, fake_classes = self._critic(fake, fake_labels, training=True)
             metrics = self._discriminator_loss(real_logits, fake_logits, global_batch)
             loss = metrics["d_adv_loss"]
             loss += self._discriminator_penalties(real, fake, batch, global_batch, metrics)
             loss += self._regularization(self.discriminator)
+            if real_classes is not None:
+                metrics["d_class_loss"] = self._acgan_weight() * (
+                    self._class_loss(labels, real_classes, global_batch)
+                    + self._class_loss(fake_labels, fake_classes, global_batch))
+                loss += metrics["d_class_loss"]
         variables = self.discriminator.trainable_variables
         self.discriminator_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         metrics["d_loss"] = loss
@@ -58,24 +96,30 @@ class UpdateRules:
     def _discriminator_penalties(self, real, fake, batch, global_batch, metrics):
         """WGAN-GP and R1 terms of the discriminator loss (recorded in ``metrics``)."""
         total = tf.constant(0.0)  # adding an exact 0.0 keeps runs without penalties bit-identical
+        # Conditional: both penalties use the real labels (interpolates included).
+        critic = self._image_critic(batch.get("labels"))
         if self.loss.gradient_penalty:
-            penalty = losses_lib.gradient_penalty(self.discriminator, real, fake, batch["alpha"])
+            penalty = losses_lib.gradient_penalty(critic, real, fake, batch["alpha"])
             metrics["gradient_penalty"] = tf.nn.compute_average_loss(
                 penalty, global_batch_size=global_batch)
             total += self.loss_config.gradient_penalty_weight * metrics["gradient_penalty"]
         if self.loss_config.r1_weight:
             metrics["r1_penalty"] = tf.nn.compute_average_loss(
-                losses_lib.r1_penalty(self.discriminator, real), global_batch_size=global_batch)
+                losses_lib.r1_penalty(critic, real), global_batch_size=global_batch)
             total += 0.5 * self.loss_config.r1_weight * metrics["r1_penalty"]
         return total
 
     def _generator_step(self, batch):
-        z = batch["z_g"]
-        global_batch = tf.shape(z)[0] * self.strategy.num_replicas_in_sync
+        z = self._generator_inputs(batch, "g")
+        global_batch = tf.shape(batch["z_g"])[0] * self.strategy.num_replicas_in_sync
         with tf.GradientTape() as tape:
             fake = self.generator(z, training=True)
-            metrics = self._generator_adversarial_loss(fake, global_batch, batch)
+            metrics, fake_classes = self._generator_adversarial_loss(fake, global_batch, batch,
+                                                                     batch.get("y_g"))
             extra = self.extra_generator_losses(z, fake, global_batch)
+            if fake_classes is not None:
+                extra["g_class_loss"] = self._acgan_weight() * self._class_loss(
+                    batch["y_g"], fake_classes, global_batch)
             metrics.update(extra)
             loss = (self.adversarial_weight * metrics.get("g_adv_loss", 0.0)
                     + tf.add_n([tf.constant(0.0)] + list(extra.values())))
@@ -85,18 +129,20 @@ class UpdateRules:
         metrics["g_loss"] = loss
         return metrics
 
-    def _generator_adversarial_loss(self, fake, global_batch, batch=None):
-        """``{"g_adv_loss": scalar}`` (``fake`` augmented with ``batch``'s generator-step
-        parameters if a batch is given), or ``{}`` when the term has weight 0 and the
+    def _generator_adversarial_loss(self, fake, global_batch, batch=None, labels=None):
+        """``({"g_adv_loss": scalar}, AC-GAN class logits or None)`` (``fake`` augmented with
+        ``batch``'s generator-step parameters if a batch is given; ``labels``: the classes a
+        conditional generator drew), or ``({}, None)`` when the term has weight 0 and the
         discriminator is frozen: that inference-mode pass could change nothing, so it is skipped
         (distillation-only recovery runs no discriminator at all)."""
         if not (self.adversarial_weight or self.train_discriminator):
-            return {}
+            return {}, None
         if batch is not None:
             fake = self._augment(fake, batch, "aug_g")
-        fake_logits = self.discriminator(fake, training=self.train_discriminator)
-        return {"g_adv_loss": tf.nn.compute_average_loss(self.loss.generator_loss(fake_logits),
-                                                         global_batch_size=global_batch)}
+        fake_logits, fake_classes = self._critic(fake, labels, training=self.train_discriminator)
+        loss = tf.nn.compute_average_loss(self.loss.generator_loss(fake_logits),
+                                          global_batch_size=global_batch)
+        return {"g_adv_loss": loss}, fake_classes
 
     def _simultaneous_step(self, batch):
         """The TensorFlow DCGAN tutorial's step: both networks' gradients from one pass each.
@@ -105,18 +151,27 @@ class UpdateRules:
         alternating step's generator update sees the updated one), and there is no second
         generator pass: that is what makes it cheaper.
         """
-        z = batch["z_d"]
-        global_batch = tf.shape(z)[0] * self.strategy.num_replicas_in_sync
+        z = self._generator_inputs(batch, "d")
+        labels, fake_labels = batch.get("labels"), batch.get("y_d")
+        global_batch = tf.shape(batch["z_d"])[0] * self.strategy.num_replicas_in_sync
         with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
             fake = self.generator(z, training=True)
-            real_logits = self.discriminator(self._augment(batch["images"], batch, "aug_d"),
-                                             training=True)
-            fake_logits = self.discriminator(self._augment(fake, batch, "aug_d"), training=True)
+            real_logits, real_classes = self._critic(
+                self._augment(batch["images"], batch, "aug_d"), labels, training=True)
+            fake_logits, fake_classes = self._critic(self._augment(fake, batch, "aug_d"),
+                                                     fake_labels, training=True)
             metrics = self._discriminator_loss(real_logits, fake_logits, global_batch)
             d_loss = metrics["d_adv_loss"] + self._regularization(self.discriminator)
             metrics["g_adv_loss"] = tf.nn.compute_average_loss(
                 self.loss.generator_loss(fake_logits), global_batch_size=global_batch)
             extra = self.extra_generator_losses(z, fake, global_batch)
+            if real_classes is not None:
+                metrics["d_class_loss"] = self._acgan_weight() * (
+                    self._class_loss(labels, real_classes, global_batch)
+                    + self._class_loss(fake_labels, fake_classes, global_batch))
+                d_loss += metrics["d_class_loss"]
+                extra["g_class_loss"] = self._acgan_weight() * self._class_loss(
+                    fake_labels, fake_classes, global_batch)
             metrics.update(extra)
             g_loss = (self.adversarial_weight * metrics["g_adv_loss"]
                       + tf.add_n([tf.constant(0.0)] + list(extra.values()))
@@ -130,10 +185,14 @@ class UpdateRules:
         metrics["d_loss"], metrics["g_loss"] = d_loss, g_loss
         return metrics
 
+    def _acgan_weight(self):
+        return self.acgan_weight
+
     def extra_generator_losses(self, z, fake_images, global_batch_size):
         """Hook for subclasses: named scalar losses added to the generator's (e.g. distillation).
 
-        Runs inside the generator's tape, per replica. Returns a dict of name -> scalar already
+        Runs inside the generator's tape, per replica. ``z`` is what the generator took: z, or a
+        conditional generator's (z, labels). Returns a dict of name -> scalar already
         reduced over ``global_batch_size`` (use ``tf.nn.compute_average_loss``).
         """
         del z, fake_images, global_batch_size
