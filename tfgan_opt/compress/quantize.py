@@ -58,6 +58,10 @@ def apply_qat(generator, preserve_sparsity=True, calibration_samples=256, seed=0
     annotate = tfmot.quantization.keras.quantize_annotate_layer
 
     def wrap(layer):
+        if isinstance(layer, keras.layers.Embedding):
+            # A conditional generator's class table (tfmot has no Embedding config): left float
+            # in QAT, so no quantizer is put on the int32 label; the converter stores it as int8.
+            return layer
         if isinstance(layer, KERNEL_LAYER_TYPES):
             return annotate(layer, quantize_config=SparseKernelQuantizeConfig(preserve_sparsity))
         if isinstance(layer, DepthToSpace):
@@ -88,7 +92,8 @@ def calibrate_ranges(qat_generator, float_generator, z):
       z: float32 [N, latent_dim] calibration latents.
     """
     float_network = float_generator.network
-    layers = float_network.layers[1:]
+    layers = [layer for layer in float_network.layers
+              if not isinstance(layer, keras.layers.InputLayer)]
     probe = keras.Model(float_network.inputs, [layer.output for layer in layers])
     ranges = {layer.name: (min(0.0, float(np.min(out))), max(0.0, float(np.max(out))))
               for layer, out in zip(layers, probe(z, training=False))}

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfgan_opt import models
-from tfgan_opt.evaluation import feature_spaces, features
+from tfgan_opt.evaluation import conditional, feature_spaces, features
 from tfgan_opt.core.artifacts import atomic_write_json
 from tfgan_opt.core.compat import keras
 from tfgan_opt.core.errors import ModelFileError
@@ -19,24 +19,31 @@ from tfgan_opt.core.naming import first_line, sample_latents, slug
 from tfgan_opt.core.images import save_image_grid
 from tfgan_opt.evaluation.markdown import quality_table, write_report
 from tfgan_opt.export.tflite import INPUT_KEY, LEGACY_OUTPUT_KEY, OUTPUT_KEY, SIGNATURE_KEY
+from tfgan_opt.models.base import slice_inputs
 
 SAMPLE_GRID = 64
 
 
 class KerasGeneratorFunction:
-    """A `Generator` as a numpy function (inference mode, batched)."""
+    """A `Generator` as a numpy function (inference mode, batched); a conditional one takes
+    ``(z, labels)``."""
 
     def __init__(self, generator, batch_size=500):
         self.generator = generator
         self.latent_dim = generator.latent_dim
         self.image_shape = generator.image_shape
+        self.num_classes = generator.num_classes
         self._batch_size = batch_size
         self._call = tf.function(lambda z: generator(z, training=False), reduce_retracing=True)
 
     def __call__(self, z):
-        z = np.asarray(z, np.float32)
-        return np.concatenate([self._call(z[i:i + self._batch_size]).numpy()
-                               for i in range(0, len(z), self._batch_size)], axis=0)
+        if isinstance(z, tuple):
+            z = (np.asarray(z[0], np.float32), np.asarray(z[1], np.int32))
+        else:
+            z = np.asarray(z, np.float32)
+        num = len(z[0]) if isinstance(z, tuple) else len(z)
+        return np.concatenate([self._call(slice_inputs(z, i, i + self._batch_size)).numpy()
+                               for i in range(0, num, self._batch_size)], axis=0)
 
 
 class SavedModelGeneratorFunction:
@@ -134,7 +141,12 @@ def check_finite_images(name, images):
 
 
 def generate(generator_function, num, seed=0, batch_size=1000):
-    """``num`` images from seeded latents: float32 [num, H, W, C]."""
+    """``num`` images from seeded latents: float32 [num, H, W, C] (a conditional Keras generator:
+    every class in turn)."""
+    num_classes = getattr(generator_function, "num_classes", 0)
+    if num_classes:
+        return conditional.generate_for_classes(generator_function, num, num_classes, seed,
+                                                batch_size)[0]
     z = sample_latents(num, generator_function.latent_dim, seed)
     return np.concatenate([generator_function(z[i:i + batch_size])
                            for i in range(0, num, batch_size)], axis=0)

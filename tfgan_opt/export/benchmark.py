@@ -13,7 +13,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tfgan_opt.export.litert import make_interpreter, quantize, read_tflite
+from tfgan_opt.export.litert import is_label_input, make_interpreter, quantize, read_tflite
 
 GZIP_LEVEL = 9
 
@@ -36,12 +36,12 @@ def tflite_runner(path, num_threads=1, batch_size=1):
     """
     content = read_tflite(path)
     interpreter, delegate = make_interpreter(content, num_threads)
-    details = interpreter.get_input_details()[0]
+    details = _z_input(interpreter)
     if details["shape"][0] != batch_size:
         shape = [batch_size] + list(details["shape"][1:])
         try:
             interpreter, resized_delegate = make_interpreter(content, num_threads, shape)
-            details = interpreter.get_input_details()[0]
+            details = _z_input(interpreter)
             _fill_input(interpreter, details)
             interpreter.invoke()
             output_batch = interpreter.get_output_details()[0]["shape"][0]
@@ -55,9 +55,17 @@ def tflite_runner(path, num_threads=1, batch_size=1):
     return interpreter.invoke
 
 
+def _z_input(interpreter):
+    inputs = interpreter.get_input_details()
+    return next((d for d in inputs if not is_label_input(d)), inputs[0])
+
+
 def _fill_input(interpreter, details):
     z = np.random.default_rng(0).standard_normal(details["shape"]).astype(np.float32)
     interpreter.set_tensor(details["index"], quantize(z, details))
+    for other in interpreter.get_input_details():
+        if other["index"] != details["index"]:  # a conditional file's label: class 0
+            interpreter.set_tensor(other["index"], np.zeros(other["shape"], other["dtype"]))
 
 
 def _fixed_batch_error(path, batch_size):
@@ -73,6 +81,8 @@ def keras_runner(generator, batch_size=1):
       batch_size: batch of latents.
     """
     z = tf.random.stateless_normal([batch_size, generator.latent_dim], seed=[0, 0])
+    if generator.conditional:
+        z = (z, tf.zeros([batch_size], tf.int32))
     function = tf.function(lambda latents: generator(latents, training=False))
     function(z)  # traces once here, so timed calls never include tracing.
     return lambda: function(z)

@@ -188,7 +188,8 @@ def dequantize(values, details):
     return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
 
 
-def run_signature(content, z, signature_key, input_name, output_name, num_threads=None):
+def run_signature(content, z, signature_key, input_name, output_name, num_threads=None,
+                  label_name="label"):
     """Runs a generator file through one of its signatures, as an app calls it on a phone.
 
     Inputs are quantized and outputs dequantized with the signature tensors' own scale and zero
@@ -196,11 +197,12 @@ def run_signature(content, z, signature_key, input_name, output_name, num_thread
 
     Args:
       content: model bytes.
-      z: float32 [N, latent_dim].
+      z: float32 [N, latent_dim], or ``(z, labels int32 [N])`` for a conditional file.
       signature_key: e.g. ``"serving_default"``.
       input_name: the signature's latent input, e.g. ``"z"``.
       output_name: the signature's image output, e.g. ``"image"``.
       num_threads: CPU threads (None: LiteRT's default).
+      label_name: a conditional file's class input.
 
     Returns:
       ``(images, delegate)``: float32 [N, H, W, C] and the delegate (see `make_interpreter`).
@@ -210,6 +212,7 @@ def run_signature(content, z, signature_key, input_name, output_name, num_thread
     """
     interpreter, delegate = make_interpreter(content, num_threads)
     runner = interpreter.get_signature_runner(signature_key)
+    z, labels = z if isinstance(z, tuple) else (z, None)
     z_details = runner.get_input_details()[input_name]
     image_details = runner.get_output_details()[output_name]
     z = np.asarray(z, np.float32)
@@ -219,9 +222,23 @@ def run_signature(content, z, signature_key, input_name, output_name, num_thread
         chunk = z[start:start + batch]
         padded = np.zeros((batch,) + z.shape[1:], np.float32)
         padded[:len(chunk)] = chunk
-        output = runner(**{input_name: quantize(padded, z_details)})[output_name]
+        feed = {input_name: quantize(padded, z_details)}
+        if labels is not None:
+            feed[label_name] = _padded_labels(labels[start:start + batch], batch)
+        output = runner(**feed)[output_name]
         images.append(dequantize(output, image_details)[:len(chunk)])
     return np.concatenate(images), delegate
+
+
+def _padded_labels(labels, batch):
+    padded = np.zeros((batch,), np.int32)
+    padded[:len(labels)] = labels
+    return padded
+
+
+def is_label_input(details):
+    """A conditional generator's class input: integer and not quantized (int32 in every format)."""
+    return details["dtype"] == np.int32 and details["quantization"][0] == 0
 
 
 class TFLiteGenerator:
@@ -233,8 +250,12 @@ class TFLiteGenerator:
     interpreter is resized to ``batch_size`` after a check that batched outputs equal per-sample
     ones, otherwise samples go through one at a time.
 
+    A conditional file (a second, int32 ``label`` input) is called with ``(z, labels)`` and runs
+    one sample per ``invoke``.
+
     Attributes:
       latent_dim: int.
+      conditional: whether the file takes a ``label`` input.
       image_shape: (H, W, C).
       batch_size: samples per ``invoke`` actually used (1 when the file only runs at batch 1).
       delegate: ``"XNNPACK"`` or ``"none (XNNPACK failed: <reason>)"``.
@@ -255,17 +276,22 @@ class TFLiteGenerator:
         self.latent_dim = int(self._input["shape"][-1])
         self.image_shape = tuple(int(d) for d in self._output["shape"][1:])
         self.batch_size = int(self._input["shape"][0])
-        if batch_size > self.batch_size:
+        self.conditional = self._label is not None
+        if batch_size > self.batch_size and not self.conditional:
             self._try_batch(batch_size)
 
     def _set(self, interpreter, delegate):
         self._interpreter = interpreter
         self.delegate = delegate
-        self._input = interpreter.get_input_details()[0]
+        inputs = interpreter.get_input_details()
+        self._label = next((d for d in inputs if is_label_input(d)), None) if len(inputs) > 1 else None
+        self._input = next(d for d in inputs if d is not self._label)
         self._output = interpreter.get_output_details()[0]
 
-    def _invoke(self, z):
+    def _invoke(self, z, labels=None):
         self._interpreter.set_tensor(self._input["index"], quantize(z, self._input))
+        if self._label is not None:
+            self._interpreter.set_tensor(self._label["index"], labels)
         self._interpreter.invoke()
         return dequantize(self._interpreter.get_tensor(self._output["index"]), self._output)
 
@@ -293,11 +319,14 @@ class TFLiteGenerator:
         """Generates images.
 
         Args:
-          z: float32 [N, latent_dim].
+          z: float32 [N, latent_dim]; ``(z, labels int32 [N])`` for a conditional file.
 
         Returns:
           float32 [N, H, W, C], in [-1, 1] up to the output's quantization step.
         """
+        z, labels = z if isinstance(z, tuple) else (z, None)
+        if self.conditional and labels is None:
+            raise ValueError(f"{self.name} is conditional: call it with (z, labels)")
         z = np.asarray(z, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must have shape [N, {self.latent_dim}], got {list(z.shape)}")
@@ -306,7 +335,9 @@ class TFLiteGenerator:
             chunk = z[start:start + self.batch_size]
             padded = np.zeros((self.batch_size, self.latent_dim), np.float32)
             padded[:len(chunk)] = chunk  # the last chunk runs padded: the tensor's shape is fixed.
-            images[start:start + len(chunk)] = self._invoke(padded)[:len(chunk)]
+            label_chunk = (None if labels is None else
+                           _padded_labels(labels[start:start + self.batch_size], self.batch_size))
+            images[start:start + len(chunk)] = self._invoke(padded, label_chunk)[:len(chunk)]
         return images
 
 

@@ -7,7 +7,8 @@ TFLite files are converted from a concrete function with a FIXED batch
 every RESHAPE and TRANSPOSE_CONV. A plain float network and a tfmot QAT network (fake-quant
 ``QuantizeWrapperV2`` layers) go through the same path; for the latter ``Optimize.DEFAULT`` turns
 the learned fake-quant ranges into an int8 model. Every file has one signature, ``serving_default``:
-input ``z`` float32/int8 [batch, latent_dim] -> output ``image`` [batch, H, W, C]. (QAT of a Dense -> BatchNorm pair leaves a
+input ``z`` float32/int8 [batch, latent_dim] (and, for a conditional generator, ``label`` int32
+[batch]) -> output ``image`` [batch, H, W, C]. (QAT of a Dense -> BatchNorm pair leaves a
 DEQUANTIZE -> QUANTIZE requantization of z in the int8 files; `verify_tflite` reports it in
 ``float_ops``. Folding BN into the layer before QAT avoids it.)
 
@@ -31,6 +32,7 @@ from tfgan_opt.core.native_output import quiet_native_output
 from tfgan_opt.export.litert import (TFLiteGenerator, describe_tflite, load_tflite_generator,
                                      read_tflite, run_signature)
 from tfgan_opt.export.metadata import embed_model_card, read_model_card
+from tfgan_opt.models.base import slice_inputs
 
 __all__ = ["TFLITE_FORMATS", "check_signature", "convert_tflite", "describe_signature", "export_saved_model", "export_tflite",
            "load_tflite_generator", "representative_latents", "verification_latents",
@@ -40,6 +42,7 @@ SAVED_MODEL_FORMAT = "saved_model"
 TFLITE_FORMATS = tuple(fmt for fmt in EXPORT_FORMATS if fmt != SAVED_MODEL_FORMAT)
 SIGNATURE_KEY = "serving_default"
 INPUT_KEY = "z"
+LABEL_KEY = "label"  # a conditional generator's class input, int32 [batch] in every format
 OUTPUT_KEY = "image"
 # The output key of SavedModels exported before issue 12; loaders still accept it.
 LEGACY_OUTPUT_KEY = "images"
@@ -64,7 +67,34 @@ def verification_latents(latent_dim, config):
     return sample_latents(config.verify_samples, latent_dim, [config.seed, 2])
 
 
+def class_cycle(num, num_classes):
+    """Labels 0, 1, ..., K-1, 0, ... : int32 [num]; every class once per K samples."""
+    return (np.arange(num) % num_classes).astype(np.int32)
+
+
+def verification_inputs(generator, config):
+    """What each exported file is compared on: `verification_latents`, and for a conditional
+    generator ``(z, labels)`` with every class (at least ``num_classes`` samples)."""
+    if not generator.conditional:
+        return verification_latents(generator.latent_dim, config)
+    num = max(config.verify_samples, generator.num_classes)
+    z = sample_latents(num, generator.latent_dim, [config.seed, 2])
+    return z, class_cycle(num, generator.num_classes)
+
+
+def _input_specs(generator, batch_size):
+    specs = [tf.TensorSpec([batch_size, generator.latent_dim], tf.float32, name=INPUT_KEY)]
+    if generator.conditional:
+        specs.append(tf.TensorSpec([batch_size], tf.int32, name=LABEL_KEY))
+    return specs
+
+
 def _generate_function(generator):
+    if generator.conditional:
+        def generate_conditional(z, label):
+            return {OUTPUT_KEY: generator((z, label), training=False)}
+        return tf.function(generate_conditional)
+
     def generate(z):
         return {OUTPUT_KEY: generator(z, training=False)}
     return tf.function(generate)
@@ -127,8 +157,8 @@ def make_converter(generator, fmt, config, batch_size=1, sparse=False):
         raise ValueError(f"format={fmt!r} is not one of {', '.join(TFLITE_FORMATS)}")
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be positive")
-    spec = tf.TensorSpec([batch_size, generator.latent_dim], tf.float32, name=INPUT_KEY)
-    function = _generate_function(generator).get_concrete_function(spec)
+    function = _generate_function(generator).get_concrete_function(
+        *_input_specs(generator, batch_size))
     # The trackable must hold the variables for the signature to survive: given a tfmot QAT Keras
     # model (which cannot be saved as a SavedModel), the converter silently falls back to a path
     # that drops every signature. A plain module holding the variables works for every model.
@@ -139,10 +169,13 @@ def make_converter(generator, fmt, config, batch_size=1, sparse=False):
     # Whole batches only; np.resize repeats the samples when there are fewer than one batch.
     batches = max(1, len(latents) // batch_size)
     latents = np.resize(latents, (batches * batch_size, generator.latent_dim))
+    # A conditional generator is calibrated on every class in turn; the labels stay int32.
+    labels = class_cycle(len(latents), generator.num_classes) if generator.conditional else None
 
     def representative_dataset():
         for start in range(0, len(latents), batch_size):
-            yield [latents[start:start + batch_size]]
+            chunk = [latents[start:start + batch_size]]
+            yield chunk if labels is None else chunk + [labels[start:start + batch_size]]
 
     _CONFIGURE[fmt](converter, representative_dataset)
     if sparse:
@@ -189,9 +222,8 @@ def export_saved_model(generator, path, config, *, batch_size=1, sparse=False):
     # Only the variables are attached, not the Keras model: saving a Keras model re-traces all
     # of its layers' call functions, which is slow and adds nothing to the serving signature.
     module.generator_variables = list(generator.variables)
-    module.serve = tf.function(
-        _generate_function(generator).python_function,
-        input_signature=[tf.TensorSpec([None, generator.latent_dim], tf.float32, name=INPUT_KEY)])
+    module.serve = tf.function(_generate_function(generator).python_function,
+                               input_signature=_input_specs(generator, None))
     with atomic_directory(path) as tmp_dir:
         tf.saved_model.save(module, tmp_dir, signatures={SIGNATURE_KEY: module.serve})
     logging.info("Exported SavedModel generator: %s", path)
@@ -199,8 +231,19 @@ def export_saved_model(generator, path, config, *, batch_size=1, sparse=False):
 
 
 def _keras_images(generator, z, batch_size=256):
-    return np.concatenate([generator(z[i:i + batch_size], training=False).numpy()
-                           for i in range(0, len(z), batch_size)])
+    num = len(z[0]) if isinstance(z, tuple) else len(z)
+    return np.concatenate([generator(slice_inputs(z, i, i + batch_size), training=False).numpy()
+                           for i in range(0, num, batch_size)])
+
+
+def _class_psnr(reference, images, labels):
+    """The lowest per-class PSNR (dB) of a conditional file against Keras, and the classes."""
+    worst = math.inf
+    for label in np.unique(labels):
+        mse = float(np.mean(np.square(images[labels == label].astype(np.float64)
+                                      - reference[labels == label])))
+        worst = min(worst, math.inf if mse == 0 else 10 * math.log10(IMAGE_PEAK_TO_PEAK ** 2 / mse))
+    return worst, len(np.unique(labels))
 
 
 def _compare(reference, images, expected_shape):
@@ -214,10 +257,12 @@ def _compare(reference, images, expected_shape):
 
 
 def check_signature(content, name):
-    """Raises `ModelFileError` unless the file's ``serving_default`` signature maps z -> image."""
+    """Raises `ModelFileError` unless the file's ``serving_default`` signature maps z -> image
+    (or z, label -> image)."""
     signatures = describe_tflite(content)["signatures"]
-    expected = {"inputs": [INPUT_KEY], "outputs": [OUTPUT_KEY]}
-    if signatures.get(SIGNATURE_KEY) != expected:
+    found = signatures.get(SIGNATURE_KEY) or {}
+    if (sorted(found.get("inputs", [])) not in ([INPUT_KEY], sorted([INPUT_KEY, LABEL_KEY]))
+            or found.get("outputs") != [OUTPUT_KEY]):
         found = ", ".join(f"{key}: {s['inputs']} -> {s['outputs']}" for key, s in signatures.items())
         raise ModelFileError(f"{name} has no {SIGNATURE_KEY!r} signature {INPUT_KEY!r} -> "
                              f"{OUTPUT_KEY!r} (signatures: {found or 'none'}); export it with "
@@ -239,8 +284,18 @@ def describe_signature(content):
                         if details["scale"] else None)
         return {"shape": details["shape"], "dtype": details["dtype"], "quantization": quantization}
 
-    return {"key": SIGNATURE_KEY, "inputs": {INPUT_KEY: tensor(info["inputs"][0])},
+    return {"key": SIGNATURE_KEY,
+            "inputs": {_input_key(details): tensor(details) for details in info["inputs"]},
             "outputs": {OUTPUT_KEY: tensor(info["outputs"][0])}}
+
+
+def _input_key(details):
+    """``label`` for the int32 class input of a conditional file, else ``z``."""
+    return LABEL_KEY if details["dtype"] == "int32" else INPUT_KEY
+
+
+def _z_details(info):
+    return next(details for details in info["inputs"] if _input_key(details) == INPUT_KEY)
 
 
 def verify_tflite(path, generator, config):
@@ -269,15 +324,18 @@ def verify_tflite(path, generator, config):
     TFLiteGenerator(content, batch_size=1, name=str(path))  # parses it: a bad file fails first
     check_signature(content, path)
     info = describe_tflite(content)
-    z = verification_latents(generator.latent_dim, config)
+    z = verification_inputs(generator, config)
     images, delegate = run_signature(content, z, SIGNATURE_KEY, INPUT_KEY, OUTPUT_KEY)
-    report = _compare(_keras_images(generator, z), images, tuple(generator.image_shape))
+    reference = _keras_images(generator, z)
+    report = _compare(reference, images, tuple(generator.image_shape))
+    if generator.conditional:  # every class is checked, the worst one reported
+        report["class_psnr_db"], report["classes_checked"] = _class_psnr(reference, images, z[1])
     slack = info["outputs"][0]["step"]
     report.update(
         range_slack=slack, in_range=report["min"] >= -1 - slack and report["max"] <= 1 + slack,
         delegate=delegate, ops=info["ops"], float_ops=info["float_ops"],
-        num_float_ops=len(info["float_ops"]), input_dtype=info["inputs"][0]["dtype"],
-        output_dtype=info["outputs"][0]["dtype"], input_shape=info["inputs"][0]["shape"],
+        num_float_ops=len(info["float_ops"]), input_dtype=_z_details(info)["dtype"],
+        output_dtype=info["outputs"][0]["dtype"], input_shape=_z_details(info)["shape"],
         bytes=len(content), signatures=info["signatures"],
         model_card=read_model_card(content, path))
     logging.info("Verified %s: PSNR %.1f dB, max error %.4f, delegate %s, %d float ops", path,
@@ -310,11 +368,14 @@ def verify_saved_model(path, generator, config):
                              f"({type(error).__name__})") from error
     inputs = signature.structured_input_signature[1]
     outputs = signature.structured_outputs
-    if set(inputs) != {INPUT_KEY} or set(outputs) != {OUTPUT_KEY}:
+    expected = {INPUT_KEY, LABEL_KEY} if generator.conditional else {INPUT_KEY}
+    if set(inputs) != expected or set(outputs) != {OUTPUT_KEY}:
         raise ModelFileError(f"{path}: signature {SIGNATURE_KEY!r} maps {sorted(inputs)} -> "
                              f"{sorted(outputs)}, expected ['z'] -> ['image']")
-    z = verification_latents(generator.latent_dim, config)
-    images = signature(**{INPUT_KEY: tf.constant(z)})[OUTPUT_KEY].numpy()
+    z = verification_inputs(generator, config)
+    feed = ({INPUT_KEY: tf.constant(z[0]), LABEL_KEY: tf.constant(z[1])} if generator.conditional
+            else {INPUT_KEY: tf.constant(z)})
+    images = signature(**feed)[OUTPUT_KEY].numpy()
     report = _compare(_keras_images(generator, z), images, tuple(generator.image_shape))
 
     def spec(tensor_spec):

@@ -4,6 +4,8 @@ import numpy as np
 
 from tfgan_opt import data as data_lib
 from tfgan_opt.core.errors import ConfigError
+from tfgan_opt.evaluation import conditional as conditional_eval
+from tfgan_opt.pipeline import variants
 
 
 def resolve_classes(config):
@@ -39,3 +41,56 @@ def resolve_classes(config):
 def class_names(config, num_classes):
     """The names of a conditional run's classes (for model cards and reports)."""
     return data_lib.class_names(config.data, num_classes)
+
+
+def card_fields(config):
+    """Model-card entries of a conditional run (none for an unconditional one): the task, and
+    the classes with their names and how to ask for one."""
+    if not config.model.conditional:
+        return {}
+    if not config.model.num_classes:
+        config = resolve_classes(config)
+    count = config.model.num_classes
+    return {"task": "class-conditional image generation: a latent vector z and a class label in, "
+                    "one image of that class out",
+            "classes": {"count": count, "names": class_names(config, count),
+                        "input": f"label: int32 [1], the class index 0..{count - 1} (not "
+                                 "quantized in any format)"}}
+
+
+def card_lines(card):
+    """model_card.md lines for a conditional card's classes (none for an unconditional card)."""
+    classes = card.get("classes")
+    if not classes:
+        return []
+    names = ", ".join(f"{i}: {name}" for i, name in enumerate(classes["names"]))
+    lines = [f"- Classes ({classes['count']}): {names}. Input {classes['input']}."]
+    quality = card.get("quality") or {}
+    if quality.get("conditional_accuracy") is not None:
+        lines.append(f"- Conditional accuracy (the domain classifier reads the class asked for): "
+                     f"{quality['conditional_accuracy']:.1%}; mean per-class FD "
+                     f"{quality.get('mean_class_fd'):.2f}.")
+    return lines
+
+
+def report_sections(records, class_names_list):
+    """Report sections of a conditional run: the overall conditional metrics of every variant and
+    the per-class ones of the dense Keras generator and the deployed file (none if unconditional).
+
+    Args:
+      records: the evaluate stage's variant records (``name``, ``metrics``).
+      class_names_list: the class names, index = label (None: the numbers).
+    """
+    rows = [(v["name"], v["metrics"]) for v in records
+            if (v.get("metrics") or {}).get("conditional_accuracy") is not None]
+    if not rows:
+        return []
+    shown = [row for row in rows if row[0] in (variants.DENSE_KERAS, variants.DEPLOYED)] or rows[:2]
+    if not class_names_list:
+        class_names_list = [str(c) for c in range(len(rows[0][1]["class_accuracy"]))]
+    about = ("Conditional accuracy: the share of samples generated for class c that the domain "
+             "classifier assigns to c (every class asked for in turn). Class FD: real images of "
+             "class c against samples generated for c. Sample grids show one row per class, the "
+             "same latents in every row.")
+    return [("Class-conditional quality", about + "\n\n" + conditional_eval.conditional_table(rows)),
+            ("Per class", conditional_eval.per_class_table(shown, class_names_list))]

@@ -6,6 +6,7 @@ import os
 from tfgan_opt.core.artifacts import atomic_write_json
 from tfgan_opt.core.rundir import stage_done
 from tfgan_opt.evaluation import markdown
+from tfgan_opt.pipeline import conditional
 from tfgan_opt.pipeline.variants import (BASELINE, CHANNELS, DENSE_EXTRA, DENSE_INT8, DENSE_KERAS,
                                          DENSE_SAME_STEPS, DEPLOYED, EVALUATE, PACKAGE, PRUNE, QAT,
                                          TRAIN)
@@ -241,6 +242,7 @@ def write_pipeline_report(run_dir, targets=DeploymentTargets(), extra_steps=None
         ("Size vs quality", [("gzip size against Frechet distance", plot)]),
         ("Deployed variants", markdown.deployment_table(variants)),
         ("Sample quality", markdown.quality_table(quality_rows)),
+        *conditional.report_sections(variants, evaluated.get("class_names")),
         ("Sparsity per layer", _sparsity_table(pruned, qat)),
         ("MACs and parameters per layer", _macs_table(stage_done(run_dir, CHANNELS))),
         ("Training", f"{trained['steps']} steps; last logged metrics: "

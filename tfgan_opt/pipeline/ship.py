@@ -23,14 +23,15 @@ from tfgan_opt.data import describe_source
 from tfgan_opt.export import tflite
 from tfgan_opt.export.litert import TFLiteGenerator, read_tflite, run_signature
 from tfgan_opt.export.metadata import MODEL_CARD_NAME, embed_model_card, read_model_card
-from tfgan_opt.pipeline import variants
+from tfgan_opt.pipeline import conditional, variants
 
 CARD_VERSION = 1
 CARD_JSON, CARD_MARKDOWN = "model_card.json", "model_card.md"
 PIXELS = ("uint8 = round((x + 1) * 127.5), x being the image value in [-1, 1] (for an int8 output, "
           "first x = scale * (q - zero_point))")
 _QUALITY_KEYS = ("frechet_distance", "kid_mean", "precision", "recall", "classes_covered",
-                 "classifier_score", "num_fake")
+                 "classifier_score", "num_fake", "conditional_accuracy", "class_accuracy",
+                 "mean_class_fd", "class_fd")
 
 
 def _package_version():
@@ -72,6 +73,7 @@ def model_card(config, record, data_description):
                         "macs": record.get("macs")},
         "quality": None,
         "quality_note": "measured by the evaluate stage; the copies in ship/ carry the numbers",
+        **conditional.card_fields(config),
     }
 
 
@@ -115,7 +117,7 @@ def _exported_content(record, generators, config):
     except ModelFileError as error:
         logging.warning("%s; converting it again", error)
     converted = tflite.convert_tflite(generators[record["model"]], record["format"], config.export)
-    z = tflite.verification_latents(config.model.latent_dim, config.export)
+    z = tflite.verification_inputs(generators[record["model"]], config.export)
     measured = TFLiteGenerator(content, batch_size=1)(z)
     again, _ = run_signature(converted, z, tflite.SIGNATURE_KEY, tflite.INPUT_KEY,
                              tflite.OUTPUT_KEY)
@@ -168,7 +170,7 @@ def ship_variants(evaluated, generators, config, ship_dir):
     """
     cards, files, checks, deployed = {}, {}, {}, None
     card_for = card_function(config, evaluated.get("data"))  # for files exported without a card
-    z = tflite.verification_latents(config.model.latent_dim, config.export)
+    z = tflite.verification_inputs(generators["dense"], config.export)  # conditional: all classes
     with atomic_directory(ship_dir) as tmp_dir:
         for record in shipped_records(evaluated):
             content = _exported_content(record, generators, config)
@@ -222,6 +224,7 @@ def card_markdown(cards, deployed=None):
                   f"{card['image_shape']} (H, W, C).",
                   f"- Pixels: {card['pixel_conversion']}.",
                   f"- Training data: {card['training_data']}.",
+                  *conditional.card_lines(card),
                   f"- Compression: {card['compression']['format']}, weight sparsity "
                   f"{card['compression']['weight_sparsity']}, {card['compression']['macs']} MACs.",
                   "", f"Signature `{signature['key']}`:", "",

@@ -28,7 +28,7 @@ from tfgan_opt.pipeline import finetune, reference, ship, variants
 from tfgan_opt.pipeline.checks import (check_evaluation, check_run_models,  # noqa: F401
                                        check_train_checkpoints)
 from tfgan_opt.pipeline.fork import load_run_config  # noqa: F401
-from tfgan_opt.pipeline.conditional import resolve_classes
+from tfgan_opt.pipeline.conditional import class_names, resolve_classes
 from tfgan_opt.pipeline.report import write_pipeline_report
 from tfgan_opt.training import distribute
 from tfgan_opt.training.trainer import GANTrainer
@@ -316,7 +316,9 @@ def evaluate_stage(config, run_dir):
                 "floor": generator_eval.noise_floor(extractor, real_images, real_labels,
                                                     evaluation.seed),
                 "untrained": generator_eval.evaluate_images(extractor, real_images, real_labels,
-                                                            untrained_images, evaluation.seed)}
+                                                            untrained_images, evaluation.seed),
+                "class_names": (class_names(config, config.model.num_classes)
+                                if config.model.conditional else None)}
 
     return _run_stage(config, run_dir, variants.EVALUATE, build)
 
@@ -353,6 +355,7 @@ def compress_run(config, *, run_dir, checked=False):
     Raises:
       ConfigError, ModelFileError: before any stage, if the run could not be evaluated.
     """
+    config = resolve_classes(config)  # the class count the model cards and metrics need
     if not stage_done(run_dir, variants.TRAIN):
         raise RunDirError(f"{run_dir} has no trained GAN (train/stage.json); train it first with "
                           "experiments/train.py or run experiments/pipeline.py")

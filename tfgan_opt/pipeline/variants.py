@@ -16,6 +16,7 @@ from tfgan_opt.compress import prune
 from tfgan_opt.compress.channels.graph import count_macs
 from tfgan_opt.core.images import save_image_grid
 from tfgan_opt.core.naming import slug
+from tfgan_opt.evaluation import conditional as conditional_eval
 from tfgan_opt.evaluation.generators import KerasGeneratorFunction, evaluate_images, generate
 from tfgan_opt.export import benchmark, tflite
 from tfgan_opt.export.litert import load_tflite_generator
@@ -186,10 +187,31 @@ def evaluate_variants(records, generators, extractor, real_images, real_labels, 
             function = KerasGeneratorFunction(generators[record["model"]])
         else:
             function = load_tflite_generator(record["file"])
-        images = generate(function, num_samples, seed)
-        record["metrics"] = evaluate_images(extractor, real_images, real_labels, images, seed)
-        record["samples"] = save_image_grid(
-            os.path.join(out_dir, f"samples_{slug(record['name'])}.png"), images[:64], scale=3)
+        path = os.path.join(out_dir, f"samples_{slug(record['name'])}.png")
+        num_classes = generators[record["model"]].num_classes
+        if num_classes:  # conditional: every class in turn, grids with one row per class
+            record["metrics"], record["samples"] = evaluate_conditional(
+                function, num_classes, extractor, real_images, real_labels, num_samples, path,
+                seed)
+        else:
+            images = generate(function, num_samples, seed)
+            record["metrics"] = evaluate_images(extractor, real_images, real_labels, images,
+                                                seed)
+            record["samples"] = save_image_grid(path, images[:64], scale=3)
         logging.info("Evaluated %s: FD %.3f, classes covered %s", record["name"],
                      record["metrics"]["frechet_distance"], record["metrics"].get("classes_covered"))
     return records
+
+
+def evaluate_conditional(function, num_classes, extractor, real_images, real_labels, num_samples,
+                         grid_path, seed=0):
+    """Metrics (`evaluation.conditional.compute_conditional_metrics`) of a conditional generator
+    function, and its grid with one row per class; returns ``(metrics, grid path)``."""
+    images, labels = conditional_eval.generate_for_classes(function, num_samples, num_classes,
+                                                           seed)
+    results = conditional_eval.compute_conditional_metrics(
+        extractor, real_images, real_labels, images, labels, num_classes, seed)
+    logging.info("%s: conditional accuracy %.3f, mean class FD %.3f", grid_path,
+                 results["conditional_accuracy"] or 0.0, results["mean_class_fd"] or 0.0)
+    rows = conditional_eval.class_rows(function, num_classes, seed=seed)
+    return results, save_image_grid(grid_path, rows, columns=len(rows) // num_classes, scale=3)

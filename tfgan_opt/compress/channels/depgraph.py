@@ -109,6 +109,13 @@ def _mixing_activation(layer):
     return getattr(activation, "__name__", None) in MIXING_ACTIVATIONS
 
 
+def _channel_tensors(layer, node, outputs):
+    """The tensors whose channel count must be known: an Embedding's input holds indices."""
+    if type(layer) is L.Embedding:
+        return outputs
+    return list(node.keras_inputs) + outputs
+
+
 def _segments_size(segments):
     return sum(size for _, size in segments)
 
@@ -171,7 +178,7 @@ class ChannelGraph:
         if calls > 1:
             reason = f"called {calls} times (shared weights)"
         elif len(outputs) != 1 or any(t.shape.rank is None or t.shape[-1] is None
-                                      for t in list(node.keras_inputs) + outputs):
+                                      for t in _channel_tensors(layer, node, outputs)):
             reason = "has an unknown channel count or several outputs"
         else:
             if len(inputs) == 1:
@@ -216,6 +223,10 @@ class ChannelGraph:
             return None, "normalizes over the channel axis (mixes channels)"
         if kind is L.PReLU:
             return inputs[0], None
+        if kind is L.Embedding:
+            # A lookup table: its input is indices (no channels); its output columns are new
+            # channels, which a conditional generator ties to z (a network input) by Add.
+            return self._fresh(out_tensor), None
         if kind in (L.Activation, L.Softmax):
             mixing = kind is L.Softmax or _mixing_activation(layer)
             return (None, "mixes channels (softmax)") if mixing else (inputs[0], None)

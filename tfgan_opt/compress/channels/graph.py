@@ -102,6 +102,8 @@ def macs_with_counts(generator, groups, counts, graph=None):
     keep = {g.producer: np.arange(counts[g.producer]) for g in groups}
     total = 0.0
     for row in count_macs(generator)["layers"]:
+        if not row["macs"]:  # BN, a class embedding: weights but no multiply-accumulates
+            continue
         layer = graph.network.get_layer(row["layer"])
         fractions = []
         for side in ("in", "out"):
