@@ -123,6 +123,12 @@ def _classifier_on_unlabelled_folder(d):
             r"features=classifier needs class labels but 'folder:.*photos' has none")
 
 
+def _conditional_on_unlabelled_folder(d):
+    folder = write_image_folder(os.path.join(d, "photos"), num=8, size=8)
+    return ([f"--dataset=folder:{folder}", "--channels=3", "--conditional"],
+            r"conditional=True needs class labels but 'folder:.*photos' has none")
+
+
 def _missing_inception_weights(d):
     return ([f"--generator={d}", f"--inception_weights={os.path.join(d, 'none.h5')}"],
             r"InceptionV3 weights file not found: .*none\.h5")
@@ -184,6 +190,8 @@ CASES = {
                         "--without_discriminator=fresh",
                         message=r"--without_discriminator goes with --generator and no "
                                 r"--discriminator")),
+    # A conditional GAN needs labels: refused before training (issue 15).
+    "conditional_on_unlabelled_folder": (TRAIN, _conditional_on_unlabelled_folder),
 }
 
 
