@@ -59,3 +59,15 @@ def test_float_saved_model_takes_both_inputs(qat_generator, tmp_path):
     path = tflite.export_saved_model(qat_generator, str(tmp_path / "sm"), ExportConfig())
     report = tflite.verify_saved_model(path, qat_generator, ExportConfig())
     assert report["shape_ok"] and report["psnr_db"] > 40
+
+
+def test_readme_android_snippet_feeds_the_label_input_by_its_name(int8_file):
+    import os
+    import re
+    from tfgan_opt.testing import REPO
+    readme = open(os.path.join(REPO, "README.md")).read()
+    snippet = re.search(r"```kotlin\n(.*?)```", readme, re.S).group(1)
+    assert 'getInputTensorFromSignature("label", "serving_default")' in snippet
+    assert 'inputs["label"] = intArrayOf(label)' in snippet  # int32, as the file has it
+    signature = tflite.describe_signature(read_tflite(int8_file))
+    assert signature["inputs"]["label"]["dtype"] == "int32"

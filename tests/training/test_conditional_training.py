@@ -2,7 +2,6 @@
 distillation teacher sees the same (z, label) pairs as the student."""
 
 import numpy as np
-import pytest
 
 from tfgan_opt import LossConfig, TrainConfig, models
 from tfgan_opt.compress.fold import fold_batch_norm
@@ -27,8 +26,9 @@ def test_step_noise_draws_fake_labels_in_range_and_keeps_the_real_ones():
     np.testing.assert_array_equal(unconditional["z_g"].numpy(), batch["z_g"].numpy())
 
 
-@pytest.mark.parametrize("acgan_weight", [0.0, 1.0])
-def test_conditional_gan_trains_with_ema_and_resumes(acgan_weight, tmp_path):
+def test_conditional_acgan_trains_with_ema_and_resumes(tmp_path):
+    # The projection-only path trains in test_recovery_teacher_gets_the_students_labels.
+    acgan_weight = 1.0
     config = tiny_conditional_config(acgan_weight=acgan_weight)
 
     def trainer(steps):
@@ -38,7 +38,7 @@ def test_conditional_gan_trains_with_ema_and_resumes(acgan_weight, tmp_path):
                           acgan_weight=acgan_weight or 1.0)
 
     history = trainer(2).train(tiny_dataset(), run_dir=str(tmp_path))
-    assert ("d_class_loss" in history[-1]) == bool(acgan_weight)
+    assert history[-1]["d_class_loss"] > 0 and history[-1]["g_class_loss"] > 0
     resumed = trainer(3)
     assert resumed.train(tiny_dataset(), run_dir=str(tmp_path))[0]["step"] == 3
     images = resumed.final_generator().generate(6)

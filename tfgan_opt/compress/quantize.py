@@ -23,8 +23,8 @@ from absl import logging
 from tfgan_opt.compress import prune
 from tfgan_opt.compress.fold import fold_batch_norm
 from tfgan_opt.core.compat import import_tfmot, keras, tfmot_private
-from tfgan_opt.models.qat_layers import (InputQuantizeLayer, PassThroughQuantizeConfig,
-                                        SparseKernelQuantizeConfig)
+from tfgan_opt.models.qat_layers import (InputQuantizeLayer, OutputQuantizeConfig,
+                                         PassThroughQuantizeConfig, SparseKernelQuantizeConfig)
 from tfgan_opt.models.sr import DepthToSpace
 from tfgan_opt.models.surgery import KERNEL_LAYER_TYPES, clone_network, inner_layer
 
@@ -66,6 +66,8 @@ def apply_qat(generator, preserve_sparsity=True, calibration_samples=256, seed=0
             return annotate(layer, quantize_config=SparseKernelQuantizeConfig(preserve_sparsity))
         if isinstance(layer, DepthToSpace):
             return annotate(layer, quantize_config=PassThroughQuantizeConfig())
+        if type(layer) is keras.layers.Multiply:  # not in tfmot's registry
+            return annotate(layer, quantize_config=OutputQuantizeConfig())
         return annotate(layer)
 
     annotated = clone_network(folded.network, wrap)

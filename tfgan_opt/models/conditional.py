@@ -1,13 +1,20 @@
 """The class-conditional parts of the dcgan and mlp networks (issue 15).
 
-Generator: a second input ``label`` int32 [B] selects a learned class embedding e_y in latent space,
-added to z: the first layer sees z + e_y, so each class has its own latent mean (a Gaussian-mixture
-prior, as in DeLiGAN, Gurumurthy et al. 2017). ``Dense(z + e_y)`` is ``Dense(z) + Dense(e_y)``: a
-one-hot concatenation (cGAN, Mirza & Osindero 2014) whose class rows are tied to the projection
-kernel, so it costs ``num_classes * latent_dim`` weights instead of ``num_classes`` times the
-projection's width (62,720 at width 32, 28x28: 10% of the generator). Conditional batch norm is
-not used: per-class scales and shifts cannot be folded into the preceding kernel (fold.py and
-TFLite fold one affine map per channel), so QAT and int8 export would keep float BN.
+Generator: a second input ``label`` int32 [B] selects a learned class embedding e_y of latent size,
+which multiplies z: the first layer sees z * e_y (the conditioning of the Keras-GAN cGAN/AC-GAN
+examples). Two reasons:
+
+* Size: it costs ``num_classes * latent_dim`` weights (640 for 10 classes and a 64-d latent), where
+  a one-hot concatenated to z (cGAN, Mirza & Osindero 2014) adds ``num_classes`` rows to the
+  projection (62,720 at width 32, 28x28: 10% of the generator).
+* Diversity: the class reaches the network only through z, so the generator cannot keep the class
+  and drop z. An additive class mean (z + e_y, tried first) let the projection's batch norm
+  shrink z behind the class offsets: on MNIST every class collapsed to nearly one image
+  (BUILD_NOTES.md, issue 15).
+
+Conditional batch norm is not used: per-class scales and shifts cannot be folded into the
+preceding kernel (fold.py and TFLite fold one affine map per channel), so QAT and int8 export
+would keep float BN.
 
 Discriminator: projection (Miyato & Koyama 2018): logits = psi(phi(x)) + <embed(y), phi(x)>, phi the
 layer ``features``. With ``acgan_weight`` a second output, ``class_logits`` = Dense(K)(phi(x)), is
@@ -36,19 +43,19 @@ def generator_inputs(config, seed=None):
 
     Returns:
       ``(inputs, x)``: unconditional ``z`` and ``z``; conditional ``[z, label]`` (float32
-      [B, latent_dim], int32 [B]) and z + e_label, float32 [B, latent_dim].
+      [B, latent_dim], int32 [B]) and z * e_label, float32 [B, latent_dim].
     """
     z = keras.Input((config.latent_dim,), name="z")
     if not config.conditional:
         return z, z
     _check_classes(config)
     label = keras.Input((), dtype="int32", name=LABEL_INPUT)
-    # Unit-variance class means: the classes start as far apart in latent space as two z draws.
+    # Unit-variance scales: each class starts with its own random weighting of the latent.
     embedding = keras.layers.Embedding(
         config.num_classes, config.latent_dim, name=CLASS_EMBEDDING,
         embeddings_initializer=keras.initializers.RandomNormal(
             stddev=1.0, seed=None if seed is None else seed + 50))(label)
-    return [z, label], keras.layers.Add(name="z_class")([z, embedding])
+    return [z, label], keras.layers.Multiply(name="z_class")([z, embedding])
 
 
 def discriminator_outputs(config, images, features, logits, seed=None):
