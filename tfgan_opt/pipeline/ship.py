@@ -170,7 +170,9 @@ def ship_variants(evaluated, generators, config, ship_dir):
     """
     cards, files, checks, deployed = {}, {}, {}, None
     card_for = card_function(config, evaluated.get("data"))  # for files exported without a card
-    z = tflite.verification_inputs(generators["dense"], config.export)  # conditional: all classes
+    # Every model of a run has the same inputs; a conditional one is checked on every class.
+    z = (tflite.verification_inputs(next(iter(generators.values())), config.export) if generators
+         else tflite.verification_latents(config.model.latent_dim, config.export))
     with atomic_directory(ship_dir) as tmp_dir:
         for record in shipped_records(evaluated):
             content = _exported_content(record, generators, config)
