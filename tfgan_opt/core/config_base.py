@@ -9,7 +9,8 @@ from tfgan_opt.core.errors import ConfigError
 # What a field added after runs were already recorded means when a recorded config.json lacks it:
 # the behaviour those runs were trained with, whatever today's default is (issue 18 added these).
 ABSENT_FIELDS = {
-    "ModelConfig": {"upsample": "transpose"},
+    "ModelConfig": {"upsample": "transpose", "conditional": False, "num_classes": 0,
+                    "acgan_weight": 0.0},  # issue 15: unconditional
     "LossConfig": {"r1_weight": 0.0},
     "TrainConfig": {"augment": (), "update": "alternating"},
     "PruneConfig": {"allocation": "uniform"},
