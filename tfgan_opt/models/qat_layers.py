@@ -91,31 +91,6 @@ class SparseKernelQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
 
 
 @keras.utils.register_keras_serializable(package="tfgan_opt")
-class OutputQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
-    """8-bit QAT of a weightless layer tfmot's registry lacks (a conditional generator's Multiply
-    of z by its class scale): only the output is fake-quantized, as tfmot does for Add."""
-
-    def get_weights_and_quantizers(self, layer):
-        return []
-
-    def get_activations_and_quantizers(self, layer):
-        return []
-
-    def set_quantize_weights(self, layer, quantize_weights):
-        pass
-
-    def set_quantize_activations(self, layer, quantize_activations):
-        pass
-
-    def get_output_quantizers(self, layer):
-        return [_quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False,
-                                                   narrow_range=False)]
-
-    def get_config(self):
-        return {}
-
-
-@keras.utils.register_keras_serializable(package="tfgan_opt")
 class InputQuantizeLayer(QuantizeLayer):
     """tfmot's ``QuantizeLayer`` (fake-quantizes the network input) with a ``build`` that sticks.
 
@@ -151,3 +126,13 @@ class PassThroughQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
 
     def get_config(self):
         return {}
+
+
+@keras.utils.register_keras_serializable(package="tfgan_opt")
+class OutputQuantizeConfig(PassThroughQuantizeConfig):
+    """8-bit QAT of a weightless layer tfmot's registry lacks (a conditional generator's Multiply
+    of z by its class scale): only the output is fake-quantized, as tfmot does for Add."""
+
+    def get_output_quantizers(self, layer):
+        return [_quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False,
+                                                   narrow_range=False)]
