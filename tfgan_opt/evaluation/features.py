@@ -274,26 +274,31 @@ def get_or_train_feature_extractor(images, labels, num_classes, cache_dir, *, ep
     return FeatureExtractor.from_classifier(classifier, accuracy)
 
 
+def read_cache_entry(entry, model_file, info_key, what):
+    """(model, float info[info_key]) of a cache entry; damaged: a one-line ModelFileError."""
+    remedy = f"delete {entry} to retrain it"
+    try:
+        value = float(artifacts.read_json(os.path.join(entry, _INFO_FILE))[info_key])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelFileError(f"cannot read {what} info in {entry} "
+                             f"({type(error).__name__}); {remedy}") from error
+    try:
+        return keras_files.load_keras_model(os.path.join(entry, model_file), what), value
+    except ModelFileError as error:
+        raise ModelFileError(f"{error}; {remedy}") from error
+
+
 def _load_cached_extractor(entry, image_shape, num_classes):
     """Loads a cache entry written by `get_or_train_feature_extractor` (checked like any model
     file: a cache folder may come from elsewhere, see `keras_files.load_keras_model`)."""
     path = os.path.join(entry, _CLASSIFIER_FILE)
-    remedy = f"delete {entry} to retrain it"
-    try:
-        info = artifacts.read_json(os.path.join(entry, _INFO_FILE))
-        accuracy = float(info["accuracy"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ModelFileError(f"cannot read cached feature classifier info in {entry} "
-                             f"({type(error).__name__}); {remedy}") from error
-    try:
-        classifier = keras_files.load_keras_model(path, "cached feature classifier")
-    except ModelFileError as error:
-        raise ModelFileError(f"{error}; {remedy}") from error
+    classifier, accuracy = read_cache_entry(entry, _CLASSIFIER_FILE, "accuracy",
+                                            "cached feature classifier")
     if (tuple(classifier.input_shape[1:]) != tuple(image_shape)
             or tuple(classifier.output_shape[1:]) != (num_classes,)):
         raise ModelFileError(f"cached feature classifier {path} maps {classifier.input_shape} to "
                              f"{classifier.output_shape}, not images {tuple(image_shape)} to "
-                             f"{num_classes} classes; {remedy}")
+                             f"{num_classes} classes; delete {entry} to retrain it")
     logging.info("Loaded cached feature classifier %s (held-out accuracy %.4f)", path, accuracy)
     return FeatureExtractor.from_classifier(classifier, accuracy)
 

@@ -30,11 +30,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfgan_opt.core import artifacts, keras_files
+from tfgan_opt.core import artifacts
 from tfgan_opt.core.compat import keras
-from tfgan_opt.core.errors import DataError, ModelFileError
+from tfgan_opt.core.errors import DataError
 from tfgan_opt.evaluation.features import (EMBEDDING_LAYER_NAME, check_images, conv_trunk,
-                                          run_batched)
+                                          read_cache_entry, run_batched)
 
 # Bump whenever build_encoder, the augmentations or the training procedure change.
 # 1: SimCLR only, features = the 128-d embedding. 2: + SwAV prototypes, 400 steps, features =
@@ -355,17 +355,7 @@ def get_or_train_label_free_extractor(images, cache_dir, *, steps=400, batch_siz
 def _load_cached_encoder(entry):
     """Loads a cache entry, checked like any model file (a cache folder may come from elsewhere,
     see `keras_files.load_keras_model`)."""
-    path = os.path.join(entry, _ENCODER_FILE)
-    remedy = f"delete {entry} to retrain it"
-    try:
-        info = artifacts.read_json(os.path.join(entry, _INFO_FILE))
-        float(info["view_accuracy"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ModelFileError(f"cannot read cached label-free encoder info in {entry} "
-                             f"({type(error).__name__}); {remedy}") from error
-    try:
-        encoder = keras_files.load_keras_model(path, "cached label-free encoder")
-    except ModelFileError as error:
-        raise ModelFileError(f"{error}; {remedy}") from error
-    logging.info("Loaded cached label-free encoder %s", path)
-    return EncoderFeatureExtractor(encoder, info["view_accuracy"])
+    encoder, view_accuracy = read_cache_entry(entry, _ENCODER_FILE, "view_accuracy",
+                                              "cached label-free encoder")
+    logging.info("Loaded cached label-free encoder %s", os.path.join(entry, _ENCODER_FILE))
+    return EncoderFeatureExtractor(encoder, view_accuracy)
