@@ -192,7 +192,7 @@ def test_config_json_written_before_new_fields_reads_them_as_the_old_behaviour(t
     _write_old_run(run_dir)
     config = load_run_config(run_dir)
     assert config.model.upsample == "transpose"
-    assert config.loss.r1_weight == 0.0
+    assert (config.loss.r1_weight, config.loss.r1_every) == (0.0, 1)
     assert (config.train.augment, config.train.update) == ((), "alternating")
 
 
@@ -209,6 +209,7 @@ def test_config_json_written_before_new_fields_still_resumes_and_takes_more_step
     ({"train": {"augment": ("translation",)}}, "train.augment"),
     ({"train": {"update": "simultaneous"}}, "train.update"),
     ({"loss": {"r1_weight": 1.0}}, "loss.r1_weight"),
+    ({"loss": {"r1_every": 4}}, "loss.r1_every"),
     ({"model": {"upsample": "nearest"}}, "model.upsample"),
 ])
 def test_new_field_switched_on_for_an_old_run_is_another_configuration(tmp_path, changes, key):

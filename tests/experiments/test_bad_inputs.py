@@ -169,6 +169,7 @@ CASES = {
     "npz_without_images_array": (TRAIN, _npz_without_images),
     "empty_folder": (TRAIN, _empty_folder),
     "negative_steps": (TRAIN, _flag("--steps=-3", message=r"steps=-3 must be positive")),
+    "lazy_r1_every_zero": (TRAIN, _flag("--r1_every=0", message=r"r1_every=0 must be positive")),
     "unknown_loss": (TRAIN, _flag("--loss=lsgan", message=r"--loss=lsgan: value should be one of")),
     "unknown_architecture": (TRAIN, _flag("--arch=resnet", message=r"--arch=resnet: value should be one of")),
     "image_size_the_architecture_cannot_make": (

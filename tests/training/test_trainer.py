@@ -116,6 +116,25 @@ def test_r1_penalty_enters_the_discriminator_loss(tiny_model_config, loss):
                                + 5.0 * metrics["r1_penalty"], rtol=1e-5)
 
 
+def test_lazy_r1_runs_on_every_kth_step_with_k_times_the_weight(tiny_model_config):
+    def run(loss_config, steps):
+        trainer = GANTrainer(models.build_generator(tiny_model_config, seed=0),
+                             models.build_discriminator(tiny_model_config, seed=0), loss_config,
+                             TrainConfig(steps=steps, log_every=1))
+        return trainer, trainer.train(tiny_dataset())
+
+    _, history = run(LossConfig(r1_weight=2.0, r1_every=3), steps=4)
+    assert ["r1_penalty" in h for h in history] == [True, False, False, True]
+    for h in history:
+        np.testing.assert_allclose(h["d_loss"], h["d_adv_loss"] + 3.0 * h.get("r1_penalty", 0.0),
+                                   rtol=1e-5)
+    # Its R1 step is the ordinary R1 step with gamma * k.
+    lazy, _ = run(LossConfig(r1_weight=2.0, r1_every=3), steps=1)
+    eager, _ = run(LossConfig(r1_weight=6.0), steps=1)
+    for a, b in zip(lazy.discriminator.trainable_weights, eager.discriminator.trainable_weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
+
+
 def _tutorial_step(generator, discriminator, g_opt, d_opt, images, z):
     """The TensorFlow DCGAN tutorial's train_step, written out by hand."""
     from tfgan_opt.core.compat import keras

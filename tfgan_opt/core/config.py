@@ -126,6 +126,8 @@ class LossConfig(_Config):
       l2: L2 weight regularization strength, on both networks' kernels.
       r1_weight: gamma of the R1 penalty gamma / 2 * ||grad_x D(x)||^2 on (augmented) real images
         (Mescheder et al. 2018, "Which Training Methods for GANs do actually Converge?"); 0: off.
+      r1_every: apply R1 on every k-th step only, weighted gamma * k (lazy regularization, Karras
+        et al. 2020, StyleGAN2): the same average pull for 1/k of its double backward pass.
     """
 
     name: str = "non_saturating"
@@ -134,10 +136,12 @@ class LossConfig(_Config):
     l1: float = 0.0
     l2: float = 0.0
     r1_weight: float = 0.0
+    r1_every: int = 1
 
     def __post_init__(self):
         _check_choice("loss", self.name, LOSS_NAMES)
         _check(self.r1_weight >= 0, f"r1_weight={self.r1_weight} must be >= 0")
+        _check(self.r1_every >= 1, f"r1_every={self.r1_every} must be positive")
         _check(self.clip_value > 0, f"clip_value={self.clip_value} must be positive")
         _check(self.gradient_penalty_weight >= 0,
                f"gradient_penalty_weight={self.gradient_penalty_weight} must be >= 0")
@@ -197,19 +201,12 @@ class TrainConfig(_Config):
         _check(self.update == "alternating" or self.n_critic == 1,
                f"update='simultaneous' takes one discriminator pass per step, so it needs "
                f"n_critic=1, not {self.n_critic}")
-        _check(self.steps >= 1, f"steps={self.steps} must be positive")
-        _check(self.n_critic >= 1, f"n_critic={self.n_critic} must be positive")
-        _check(self.generator_lr > 0, f"generator_lr={self.generator_lr} must be positive")
-        _check(self.discriminator_lr > 0,
-               f"discriminator_lr={self.discriminator_lr} must be positive")
-        _check(0 <= self.beta_1 < 1, f"beta_1={self.beta_1} must be in [0, 1)")
-        _check(0 <= self.beta_2 < 1, f"beta_2={self.beta_2} must be in [0, 1)")
+        for name in ("steps", "n_critic", "generator_lr", "discriminator_lr", "checkpoint_every",
+                     "log_every", "keep_checkpoints"):
+            _check(getattr(self, name) > 0, f"{name}={getattr(self, name)} must be positive")
+        for name in ("beta_1", "beta_2"):
+            _check(0 <= getattr(self, name) < 1, f"{name}={getattr(self, name)} must be in [0, 1)")
         _check(0 <= self.ema_decay < 1, f"ema_decay={self.ema_decay} must be in [0, 1)")
-        _check(self.checkpoint_every >= 1,
-               f"checkpoint_every={self.checkpoint_every} must be positive")
-        _check(self.log_every >= 1, f"log_every={self.log_every} must be positive")
-        _check(self.keep_checkpoints >= 1,
-               f"keep_checkpoints={self.keep_checkpoints} must be positive")
 
 
 @dataclasses.dataclass(frozen=True)

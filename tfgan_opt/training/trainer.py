@@ -184,7 +184,7 @@ class GANTrainer(updates.UpdateRules):
                     for k, v in per_replica.items()}
 
         @tf.function
-        def step_fn(iterator):
+        def step_fn(iterator, with_r1):  # with_r1: a Python bool, one trace for each value
             if self.config.update == "simultaneous" and self.train_discriminator:
                 metrics = reduce(strategy.run(self._simultaneous_step, args=(next(iterator),)))
                 return self._finish_step(metrics)
@@ -193,7 +193,7 @@ class GANTrainer(updates.UpdateRules):
                 batch = next(iterator)
                 if not self.train_discriminator:
                     continue  # still consume n_critic batches: resumed runs index noise by step
-                d_metrics = reduce(strategy.run(self._discriminator_step, args=(batch,)))
+                d_metrics = reduce(strategy.run(self._discriminator_step, args=(batch, with_r1)))
                 if self.loss.clip_weights:
                     self._clip_discriminator()
             g_metrics = reduce(strategy.run(self._generator_step, args=(batch,)))
@@ -215,7 +215,9 @@ class GANTrainer(updates.UpdateRules):
     def _run_step(self, iterator, step, manager):
         if self._step_fn is None:
             self._step_fn = self._build_step_fn()
-        metrics = self._step_fn(iterator)
+        # Lazy R1 (`LossConfig.r1_every`): the penalty's passes run on every k-th step only.
+        with_r1 = step % self.loss_config.r1_every == 0 or not self.loss_config.r1_weight
+        metrics = self._step_fn(iterator, with_r1)
         if self.config.check_numerics and not bool(metrics.pop("all_finite")):
             bad = sorted(k for k, v in metrics.items() if not np.all(np.isfinite(v.numpy())))
             kept = manager.latest_checkpoint if manager else None

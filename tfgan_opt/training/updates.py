@@ -59,7 +59,7 @@ class UpdateRules:
             tf.nn.sparse_softmax_cross_entropy_with_logits(labels, class_logits),
             global_batch_size=global_batch)
 
-    def _discriminator_step(self, batch):
+    def _discriminator_step(self, batch, with_r1=True):
         real = self._augment(batch["images"], batch, "aug_d")
         global_batch = tf.shape(real)[0] * self.strategy.num_replicas_in_sync
         fake = self._augment(self.generator(self._generator_inputs(batch, "d"), training=True),
@@ -70,7 +70,8 @@ class UpdateRules:
             fake_logits, fake_classes = self._critic(fake, fake_labels, training=True)
             metrics = self._discriminator_loss(real_logits, fake_logits, global_batch)
             loss = metrics["d_adv_loss"]
-            loss += self._discriminator_penalties(real, fake, batch, global_batch, metrics)
+            loss += self._discriminator_penalties(real, fake, batch, global_batch, metrics,
+                                                  with_r1)
             loss += self._regularization(self.discriminator)
             if real_classes is not None:
                 metrics["d_class_loss"] = self._acgan_weight() * (
@@ -93,8 +94,12 @@ class UpdateRules:
                                                              global_batch_size=global_batch)
         return metrics
 
-    def _discriminator_penalties(self, real, fake, batch, global_batch, metrics):
-        """WGAN-GP and R1 terms of the discriminator loss (recorded in ``metrics``)."""
+    def _discriminator_penalties(self, real, fake, batch, global_batch, metrics, with_r1=True):
+        """WGAN-GP and R1 terms of the discriminator loss (recorded in ``metrics``).
+
+        ``with_r1`` False skips R1 on this step (lazy R1: it runs on every ``r1_every``-th step,
+        with ``r1_every`` times its weight).
+        """
         total = tf.constant(0.0)  # adding an exact 0.0 keeps runs without penalties bit-identical
         # Conditional: both penalties use the real labels (interpolates included).
         critic = self._image_critic(batch.get("labels"))
@@ -103,10 +108,11 @@ class UpdateRules:
             metrics["gradient_penalty"] = tf.nn.compute_average_loss(
                 penalty, global_batch_size=global_batch)
             total += self.loss_config.gradient_penalty_weight * metrics["gradient_penalty"]
-        if self.loss_config.r1_weight:
+        if self.loss_config.r1_weight and with_r1:
             metrics["r1_penalty"] = tf.nn.compute_average_loss(
                 losses_lib.r1_penalty(critic, real), global_batch_size=global_batch)
-            total += 0.5 * self.loss_config.r1_weight * metrics["r1_penalty"]
+            weight = self.loss_config.r1_weight * self.loss_config.r1_every
+            total += 0.5 * weight * metrics["r1_penalty"]
         return total
 
     def _generator_step(self, batch):
