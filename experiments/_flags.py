@@ -92,8 +92,9 @@ def define_train_flags(steps=2000, log_every=100):
         # means.
         flags.DEFINE_float("r1_weight", 1.0, "R1 penalty gamma on real images (0: off; "
                            "--update=simultaneous needs 0).")
-        flags.DEFINE_integer("r1_every", 1, "Lazy R1: apply it on every k-th step only, weighted "
-                             "gamma * k (StyleGAN2's lazy regularization; 1: every step).")
+        flags.DEFINE_integer("r1_every", 16, "Lazy R1: apply it on every k-th step only, "
+                             "weighted gamma * k (StyleGAN2's lazy regularization; 1: every "
+                             "step).")
         flags.DEFINE_list("augment", [], "Differentiable augmentation of real and fake images in "
                           "both updates (DiffAugment): any of " + ", ".join(AUGMENT_POLICIES)
                           + "; empty: off.")

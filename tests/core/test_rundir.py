@@ -205,11 +205,22 @@ def test_config_json_written_before_new_fields_still_resumes_and_takes_more_step
     assert recorded["train"]["steps"] == 3000 and recorded["train"]["augment"] == []
 
 
+def test_run_recorded_before_lazy_r1_resumes_only_with_r1_on_every_step(tmp_path):
+    from tfgan_opt.core.artifacts import atomic_write_json
+    run_dir = str(tmp_path / "r1run")
+    os.makedirs(os.path.join(run_dir, "train"))
+    recorded = {**OLD_CONFIG, "loss": {**OLD_CONFIG["loss"], "r1_weight": 1.0}}
+    atomic_write_json(os.path.join(run_dir, "config.json"), recorded)
+    with_r1 = {"loss": {"r1_weight": 1.0}}
+    with pytest.raises(RunDirError, match=r"loss\.r1_every"):
+        prepare_run_dir(run_dir, _configs_today(loss={"r1_weight": 1.0, "r1_every": 16}))
+    assert prepare_run_dir(run_dir, _configs_today(**with_r1)) is True
+
+
 @pytest.mark.parametrize("changes, key", [
     ({"train": {"augment": ("translation",)}}, "train.augment"),
     ({"train": {"update": "simultaneous"}}, "train.update"),
     ({"loss": {"r1_weight": 1.0}}, "loss.r1_weight"),
-    ({"loss": {"r1_every": 4}}, "loss.r1_every"),
     ({"model": {"upsample": "nearest"}}, "model.upsample"),
 ])
 def test_new_field_switched_on_for_an_old_run_is_another_configuration(tmp_path, changes, key):

@@ -128,6 +128,7 @@ def test_lazy_r1_runs_on_every_kth_step_with_k_times_the_weight(tiny_model_confi
     for h in history:
         np.testing.assert_allclose(h["d_loss"], h["d_adv_loss"] + 3.0 * h.get("r1_penalty", 0.0),
                                    rtol=1e-5)
+    assert LossConfig(r1_weight=0.0, r1_every=16).r1_every == 1  # without R1 it means nothing
     # Its R1 step is the ordinary R1 step with gamma * k.
     lazy, _ = run(LossConfig(r1_weight=2.0, r1_every=3), steps=1)
     eager, _ = run(LossConfig(r1_weight=6.0), steps=1)

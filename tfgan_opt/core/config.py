@@ -128,6 +128,7 @@ class LossConfig(_Config):
         (Mescheder et al. 2018, "Which Training Methods for GANs do actually Converge?"); 0: off.
       r1_every: apply R1 on every k-th step only, weighted gamma * k (lazy regularization, Karras
         et al. 2020, StyleGAN2): the same average pull for 1/k of its double backward pass.
+        Stored as 1 without R1, where it means nothing (so runs without R1 compare equal).
     """
 
     name: str = "non_saturating"
@@ -142,6 +143,8 @@ class LossConfig(_Config):
         _check_choice("loss", self.name, LOSS_NAMES)
         _check(self.r1_weight >= 0, f"r1_weight={self.r1_weight} must be >= 0")
         _check(self.r1_every >= 1, f"r1_every={self.r1_every} must be positive")
+        if not self.r1_weight:
+            object.__setattr__(self, "r1_every", 1)
         _check(self.clip_value > 0, f"clip_value={self.clip_value} must be positive")
         _check(self.gradient_penalty_weight >= 0,
                f"gradient_penalty_weight={self.gradient_penalty_weight} must be >= 0")
