@@ -118,6 +118,24 @@ def test_every_criterion_removes_channels_that_already_output_zero_first(criteri
     assert {name: list(k) for name, k in pruned.items()} == kept
 
 
+@pytest.mark.parametrize("criterion", sorted(channels.CRITERIA))
+def test_every_criterion_scores_a_conditional_generator_with_its_labels(criterion):
+    config = testing.tiny_conditional_config()
+    generator = models.build_generator(config, seed=0)
+    discriminator = models.build_discriminator(config, seed=0)
+    testing.randomize_batch_norm(generator.network)
+    kept = {"project": list(range(4, 16)), "up1": list(range(2, 8)), "up2": [1, 2, 3]}
+    masked = channels.mask_channels(generator, kept)
+    pruned = channels.select_channels(
+        masked, ChannelPruneConfig(ratio={"project": 0.25, "up1": 0.25, "up2": 0.25},
+                                   criterion=criterion, calibration_samples=12), discriminator)
+    assert {name: list(k) for name, k in pruned.items()} == kept
+    narrowed = channels.narrow_channels(generator, kept)
+    z, labels = generator.sample_latents(6, seed=1)
+    np.testing.assert_allclose(narrowed((z, labels)).numpy(), masked((z, labels)).numpy(),
+                               atol=1e-5, rtol=0)
+
+
 def test_macs_target_is_met_by_a_uniform_ratio():
     generator, discriminator = _trained_looking_gan("mlp")
     narrowed = channels.channel_prune(generator, macs_target=0.3, criterion="taylor",

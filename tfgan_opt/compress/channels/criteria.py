@@ -101,14 +101,21 @@ def taylor_importance(generator, groups, latents, discriminator):
     if discriminator is None:
         raise ConfigError("criterion 'taylor' needs the discriminator")
     probe, members = _consumer_inputs(generator, groups)
+    # A conditional generator's latents are (z, labels): the discriminator judges each image with
+    # the label it was generated for.
+    conditional = isinstance(latents, (tuple, list))
+    inputs = ([tf.convert_to_tensor(x) for x in latents] if conditional
+              else tf.convert_to_tensor(latents))
+    count = int((inputs[0] if conditional else inputs).shape[0])
     with tf.GradientTape() as tape:
-        outputs = probe(tf.convert_to_tensor(latents), training=False)
+        outputs = probe(inputs, training=False)
+        critic_input = (outputs[-1], inputs[1]) if conditional else outputs[-1]
         loss = tf.reduce_mean(non_saturating_generator_loss(
-            discriminator(outputs[-1], training=False)))
+            discriminator(critic_input, training=False)))
     gradients = tape.gradient(loss, outputs[:-1])
     scores = {g.producer: 0.0 for g in groups}
     for (group, member), a, g in zip(members, outputs[:-1], gradients):
-        product = (a * g).numpy().reshape(len(latents), -1, a.shape[-1]).sum(axis=1)
+        product = (a * g).numpy().reshape(count, -1, a.shape[-1]).sum(axis=1)
         scores[group.producer] = scores[group.producer] + np.mean(np.abs(
             _to_channels(product, member, group.channels)), axis=0)
     return scores
