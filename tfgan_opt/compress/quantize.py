@@ -118,11 +118,11 @@ def _quantize_class_table(network):
     The other layers are reused (``network`` is a throwaway clone).
     """
     def wrap(layer):
-        if type(layer) is keras.layers.Embedding:
+        if isinstance(layer, keras.layers.Embedding):
             return QuantizeWrapperV2(layer, ClassTableQuantizeConfig())
         return layer
 
-    if not any(type(layer) is keras.layers.Embedding for layer in network.layers):
+    if not any(isinstance(layer, keras.layers.Embedding) for layer in network.layers):
         return network
     return keras.models.clone_model(network, clone_function=wrap)
 

@@ -97,8 +97,9 @@ class ClassTableQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
 
     The table is fake-quantized like a kernel (per tensor, symmetric, narrow range). Its int32
     label input gets no quantizer and its output none either: TFLite's int8 GATHER returns rows at
-    the table's own scale, so the int8 file gathers an int8 row and feeds it to the next int8 op
-    with no DEQUANTIZE -> QUANTIZE in between (a float table made the converter add that pair).
+    the table's own scale. With every tensor under a QAT range the int8 file has no float op; with
+    a float table the converter gave the int8 z input another scale than the QAT input quantizer's
+    and requantized it before the MUL (DEQUANTIZE -> QUANTIZE).
     tfmot has no Embedding config, and annotating the layer would also put an input quantizer on
     the int32 label, so `tfgan_opt.compress.quantize` wraps it in ``QuantizeWrapperV2`` directly.
     """
