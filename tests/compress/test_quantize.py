@@ -59,3 +59,29 @@ def test_qat_generator_round_trips_through_save_load_and_config(tmp_path):
     rebuilt = Generator.from_config(qat.get_config())
     rebuilt.set_weights(qat.get_weights())
     np.testing.assert_allclose(rebuilt(z).numpy(), qat(z).numpy(), atol=1e-6)
+
+
+def test_conditional_qat_fake_quantizes_the_class_table_and_round_trips(tmp_path):
+    import tensorflow as tf
+    from tfgan_opt.models import build_generator
+    generator = build_generator(testing.tiny_conditional_config(num_classes=4), seed=0)
+    qat = quantize.apply_qat(generator)
+    # Wrapped for QAT, and the int32 label input got no input quantizer (it would fail).
+    wrapper = qat.network.get_layer("quant_class_embedding")
+    assert [type(layer).__name__ for layer in qat.network.layers].count("InputQuantizeLayer") == 1
+    labels = np.arange(4, dtype=np.int32)
+    table_variable = next(w for w in wrapper.trainable_weights if "embeddings" in w.name)
+    table = table_variable.numpy()
+    rows = wrapper(labels, training=False).numpy()
+    step = np.abs(table).max() / 127  # per tensor, symmetric, narrow range
+    np.testing.assert_allclose(rows / step, np.round(rows / step), rtol=0, atol=1e-3)
+    np.testing.assert_allclose(rows, table, rtol=0, atol=step / 2 + 1e-7)
+    assert np.abs(rows - table).max() > 0  # on the grid, not the float table
+    z, _ = qat.sample_latents(4)
+    with tf.GradientTape() as tape:  # the straight-through estimator lets QAT train the table
+        loss = tf.reduce_sum(qat((z, labels), training=True))
+    assert np.abs(tape.gradient(loss, table_variable).numpy()).sum() > 0
+    path = os.path.join(tmp_path, "conditional_qat.keras")
+    save_network(qat, path)
+    loaded = load_generator(path)
+    np.testing.assert_allclose(loaded((z, labels)).numpy(), qat((z, labels)).numpy(), atol=1e-6)

@@ -40,6 +40,8 @@ def test_verification_checks_every_class(int8_file, qat_generator):
     assert report["class_psnr_db"] > 30 and report["psnr_db"] >= report["class_psnr_db"]
     assert report["signatures"]["serving_default"]["inputs"] == ["label", "z"]
     assert report["input_dtype"] == "int8"
+    # The class row leaves GATHER at the QAT table's int8 scale: no DEQUANTIZE -> QUANTIZE.
+    assert report["float_ops"] == [] and report["ops"][:2] == ["GATHER", "MUL"]
 
 
 def test_tflite_generator_follows_the_label_like_keras(int8_file, qat_generator):

@@ -83,3 +83,23 @@ def test_qat_training_keeps_pruned_conv_weights_at_zero(upsample):
             np.testing.assert_array_equal(kernel == 0, zeros_before[name])
             # It did train: the kept weights moved away from the float ones.
             assert not np.allclose(kernel, folded.network.get_layer(name).kernel.numpy())
+
+
+def test_conditional_qat_training_trains_the_fake_quantized_class_table():
+    from tfgan_opt.models import build_discriminator, build_generator
+    config = testing.tiny_conditional_config()
+    teacher = fold_batch_norm(build_generator(config, seed=0))
+    qat = finetune.quantize_aware_finetune(
+        build_generator(config, seed=1), build_discriminator(config, seed=0),
+        testing.tiny_dataset(), QuantizeConfig(steps=2, learning_rate=1e-2), teacher=teacher,
+        loss_config=testing.tiny_loss_config(), recovery_config=RecoveryConfig(ema_decay=0.5),
+        train_config=testing.tiny_train_config())
+    wrapper = qat.network.get_layer("quant_class_embedding")  # EMA copy keeps the wrapper
+    table = next(w for w in wrapper.trainable_weights if "embeddings" in w.name).numpy()
+    start = build_generator(config, seed=1).network.get_layer("class_embedding").get_weights()[0]
+    assert np.abs(table - start).max() > 1e-4  # it trained through the fake quantizer
+    rows = wrapper(np.arange(3, dtype=np.int32), training=False).numpy()
+    # On the 8-bit grid of the range the quantizer stored (the last training call's table).
+    step = max(abs(float(w.numpy())) for w in wrapper.weights
+               if w.name.split("/")[-1].startswith(("embeddings_min", "embeddings_max"))) / 127
+    np.testing.assert_allclose(rows / step, np.round(rows / step), rtol=0, atol=1e-3)

@@ -23,14 +23,16 @@ from absl import logging
 from tfgan_opt.compress import prune
 from tfgan_opt.compress.fold import fold_batch_norm
 from tfgan_opt.core.compat import import_tfmot, keras, tfmot_private
-from tfgan_opt.models.qat_layers import (InputQuantizeLayer, OutputQuantizeConfig,
-                                         PassThroughQuantizeConfig, SparseKernelQuantizeConfig)
+from tfgan_opt.models.qat_layers import (ClassTableQuantizeConfig, InputQuantizeLayer,
+                                         OutputQuantizeConfig, PassThroughQuantizeConfig,
+                                         SparseKernelQuantizeConfig)
 from tfgan_opt.models.sr import DepthToSpace
 from tfgan_opt.models.surgery import KERNEL_LAYER_TYPES, clone_network, inner_layer
 
 tfmot = import_tfmot()  # not `import tensorflow_model_optimization`: see core/compat.py
 # Not exported by tfmot's public API; isinstance checks need it.
 QuantizeLayer = tfmot_private("quantization.keras.quantize_layer").QuantizeLayer
+QuantizeWrapperV2 = tfmot.quantization.keras.QuantizeWrapperV2
 
 
 def apply_qat(generator, preserve_sparsity=True, calibration_samples=256, seed=0):
@@ -59,9 +61,7 @@ def apply_qat(generator, preserve_sparsity=True, calibration_samples=256, seed=0
 
     def wrap(layer):
         if isinstance(layer, keras.layers.Embedding):
-            # A conditional generator's class table (tfmot has no Embedding config): left float
-            # in QAT, so no quantizer is put on the int32 label; the converter stores it as int8.
-            return layer
+            return layer  # wrapped below (`_quantize_class_table`)
         if isinstance(layer, KERNEL_LAYER_TYPES):
             return annotate(layer, quantize_config=SparseKernelQuantizeConfig(preserve_sparsity))
         if isinstance(layer, DepthToSpace):
@@ -70,7 +70,7 @@ def apply_qat(generator, preserve_sparsity=True, calibration_samples=256, seed=0
             return annotate(layer, quantize_config=OutputQuantizeConfig())
         return annotate(layer)
 
-    annotated = clone_network(folded.network, wrap)
+    annotated = _quantize_class_table(clone_network(folded.network, wrap))
     with tfmot.quantization.keras.quantize_scope():
         network = tfmot.quantization.keras.quantize_apply(annotated)
         network = clone_network(network, _loadable_input_quantizer)
@@ -108,6 +108,23 @@ def calibrate_ranges(qat_generator, float_generator, z):
                 weight.assign(low)
             elif name in ("post_activation_max", "output_max"):
                 weight.assign(high)
+
+
+def _quantize_class_table(network):
+    """Wraps a conditional generator's class table (Embedding) in a ready QuantizeWrapperV2.
+
+    Not annotated: ``quantize_apply`` gives every network input that feeds an annotated layer an
+    input quantizer, which cannot take the int32 label. It keeps a ready wrapper as it is.
+    The other layers are reused (``network`` is a throwaway clone).
+    """
+    def wrap(layer):
+        if isinstance(layer, keras.layers.Embedding):
+            return QuantizeWrapperV2(layer, ClassTableQuantizeConfig())
+        return layer
+
+    if not any(isinstance(layer, keras.layers.Embedding) for layer in network.layers):
+        return network
+    return keras.models.clone_model(network, clone_function=wrap)
 
 
 def _loadable_input_quantizer(layer):
