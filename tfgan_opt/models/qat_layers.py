@@ -92,42 +92,6 @@ class SparseKernelQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
 
 
 @keras.utils.register_keras_serializable(package="tfgan_opt")
-class ClassTableQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
-    """8-bit QAT of a conditional generator's class table (a Keras ``Embedding``).
-
-    The table is fake-quantized like a kernel (per tensor, symmetric, narrow range). Its int32
-    label input gets no quantizer and its output none either: TFLite's int8 GATHER returns rows at
-    the table's own scale. With every tensor under a QAT range the int8 file has no float op; with
-    a float table the converter gave the int8 z input another scale than the QAT input quantizer's
-    and requantized it before the MUL (DEQUANTIZE -> QUANTIZE).
-    tfmot has no Embedding config, and annotating the layer would also put an input quantizer on
-    the int32 label, so `tfgan_opt.compress.quantize` wraps it in ``QuantizeWrapperV2`` directly.
-    """
-
-    def __init__(self):
-        self.weight_quantizer = _quantizers.LastValueQuantizer(
-            num_bits=8, per_axis=False, symmetric=True, narrow_range=True)
-
-    def get_weights_and_quantizers(self, layer):
-        return [(layer.embeddings, self.weight_quantizer)]
-
-    def get_activations_and_quantizers(self, layer):
-        return []
-
-    def set_quantize_weights(self, layer, quantize_weights):
-        layer.embeddings = quantize_weights[0]
-
-    def set_quantize_activations(self, layer, quantize_activations):
-        pass
-
-    def get_output_quantizers(self, layer):
-        return []
-
-    def get_config(self):
-        return {}
-
-
-@keras.utils.register_keras_serializable(package="tfgan_opt")
 class InputQuantizeLayer(QuantizeLayer):
     """tfmot's ``QuantizeLayer`` (fake-quantizes the network input) with a ``build`` that sticks.
 
@@ -163,6 +127,30 @@ class PassThroughQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
 
     def get_config(self):
         return {}
+
+
+@keras.utils.register_keras_serializable(package="tfgan_opt")
+class ClassTableQuantizeConfig(PassThroughQuantizeConfig):
+    """8-bit QAT of a conditional generator's class table (a Keras ``Embedding``).
+
+    The table is fake-quantized like a kernel (per tensor, symmetric, narrow range). Its int32
+    label input gets no quantizer and its output none either: TFLite's int8 GATHER returns rows at
+    the table's own scale. With every tensor under a QAT range the int8 file has no float op; with
+    a float table the converter gave the int8 z input another scale than the QAT input quantizer's
+    and requantized it before the MUL (DEQUANTIZE -> QUANTIZE).
+    tfmot has no Embedding config, and annotating the layer would also put an input quantizer on
+    the int32 label, so `tfgan_opt.compress.quantize` wraps it in ``QuantizeWrapperV2`` directly.
+    """
+
+    def __init__(self):
+        self.weight_quantizer = _quantizers.LastValueQuantizer(
+            num_bits=8, per_axis=False, symmetric=True, narrow_range=True)
+
+    def get_weights_and_quantizers(self, layer):
+        return [(layer.embeddings, self.weight_quantizer)]
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        layer.embeddings = quantize_weights[0]
 
 
 @keras.utils.register_keras_serializable(package="tfgan_opt")
