@@ -106,10 +106,12 @@ def compute_conditional_metrics(extractor, real_images, real_labels, fake_images
     """
     if real_labels is None:
         raise ValueError("conditional metrics need the real images' labels")
-    results = features.compute_metrics(extractor, real_images, fake_images, real_labels,
-                                       num_classes, seed=seed)
+    features.check_label_count(real_labels, len(real_images))
+    # One feature pass per image set serves both the overall and the per-class metrics.
     real_activations, _ = extractor.activations_and_logits(real_images)
     fake_activations, fake_logits = extractor.activations_and_logits(fake_images)
+    results = features.metrics_from_features(real_activations, fake_activations, fake_logits,
+                                             real_labels, num_classes, kid_subsets=10, seed=seed)
     results.update(conditional_metrics_from_features(real_activations, real_labels,
                                                      fake_activations, fake_logits, fake_labels,
                                                      num_classes))

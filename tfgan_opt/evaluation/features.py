@@ -303,7 +303,7 @@ def _load_cached_extractor(entry, image_shape, num_classes):
     return FeatureExtractor.from_classifier(classifier, accuracy)
 
 
-def _metrics_from_features(real_activations, fake_activations, fake_logits, real_labels,
+def metrics_from_features(real_activations, fake_activations, fake_logits, real_labels,
                            num_classes, kid_subsets, seed):
     """Every metric of `tfgan_opt.metrics` that the given features allow, as a flat dict."""
     kid_mean, kid_std = metrics.kernel_inception_distance_from_activations(
@@ -332,7 +332,7 @@ def _metrics_from_features(real_activations, fake_activations, fake_logits, real
     return results
 
 
-def _check_label_count(labels, num_images):
+def check_label_count(labels, num_images):
     if labels is not None and len(labels) != num_images:
         raise DataError(f"got {len(labels)} real labels for {num_images} real images")
 
@@ -363,10 +363,10 @@ def compute_metrics(extractor, real_images, fake_images, real_labels=None, num_c
       ValueError: too few images or labels that do not match the logits.
     """
     start = time.monotonic()
-    _check_label_count(real_labels, len(real_images))
+    check_label_count(real_labels, len(real_images))
     real_activations, _ = extractor.activations_and_logits(real_images)
     fake_activations, fake_logits = extractor.activations_and_logits(fake_images)
-    results = _metrics_from_features(real_activations, fake_activations, fake_logits, real_labels,
+    results = metrics_from_features(real_activations, fake_activations, fake_logits, real_labels,
                                      num_classes, kid_subsets, seed)
     logging.debug("Computed metrics of %d fake vs %d real images in %.1f s", results["num_fake"],
                  results["num_real"], time.monotonic() - start)
@@ -389,12 +389,12 @@ def real_noise_floor(extractor, real_images, real_labels=None, num_classes=None,
       The dict of `compute_metrics` for the two halves.
     """
     real_images = check_images(real_images, "real_images")
-    _check_label_count(real_labels, real_images.shape[0])
+    check_label_count(real_labels, real_images.shape[0])
     order = np.random.default_rng(seed).permutation(real_images.shape[0])
     half = real_images.shape[0] // 2
     first, second = order[:half], order[half:2 * half]
     activations, logits = extractor.activations_and_logits(real_images)
-    return _metrics_from_features(
+    return metrics_from_features(
         activations[first], activations[second], None if logits is None else logits[second],
         None if real_labels is None else np.asarray(real_labels)[first], num_classes, kid_subsets,
         seed)
