@@ -15,6 +15,12 @@ def first_line(error):
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def class_cycle(num, num_classes):
+    """Labels 0, 1, ..., K-1, 0, ... : int32 [num]; every class once per K samples. The one
+    definition of "every class in turn" for conditional sampling, calibration and verification."""
+    return (np.arange(num) % num_classes).astype(np.int32)
+
+
 def sample_latents(num, latent_dim, seed=0):
     """``num`` seeded latent vectors from N(0, I): float32 [num, latent_dim].
 

@@ -12,9 +12,8 @@ num / K of them.
 
 import numpy as np
 
-from tfgan_opt.core.naming import sample_latents
+from tfgan_opt.core.naming import class_cycle, sample_latents
 from tfgan_opt.evaluation import features, metrics
-from tfgan_opt.export.tflite import class_cycle
 
 CONDITIONAL_COLUMNS = (("conditional_accuracy", "cond. accuracy", "{:.1%}"),
                        ("worst_class_accuracy", "worst class acc.", "{:.1%}"),

@@ -27,7 +27,7 @@ from absl import logging
 from tfgan_opt.core.artifacts import atomic_directory, atomic_write_bytes
 from tfgan_opt.core.config import EXPORT_FORMATS
 from tfgan_opt.core.errors import ModelFileError
-from tfgan_opt.core.naming import sample_latents
+from tfgan_opt.core.naming import class_cycle, sample_latents
 from tfgan_opt.core.native_output import quiet_native_output
 from tfgan_opt.export.litert import (TFLiteGenerator, describe_tflite, load_tflite_generator,
                                      read_tflite, run_signature)
@@ -65,11 +65,6 @@ def representative_latents(latent_dim, config):
 def verification_latents(latent_dim, config):
     """Latents each exported file is compared on: float32 [verify_samples, latent_dim], N(0, I)."""
     return sample_latents(config.verify_samples, latent_dim, [config.seed, 2])
-
-
-def class_cycle(num, num_classes):
-    """Labels 0, 1, ..., K-1, 0, ... : int32 [num]; every class once per K samples."""
-    return (np.arange(num) % num_classes).astype(np.int32)
 
 
 def verification_inputs(generator, config):

@@ -9,7 +9,7 @@ public class (what users train, save and call) never changes.
 import numpy as np
 
 from tfgan_opt.core.compat import import_tfmot, keras
-from tfgan_opt.core.naming import sample_latents
+from tfgan_opt.core.naming import class_cycle, sample_latents
 from tfgan_opt.models import conditional
 from tfgan_opt.models import layers  # noqa: F401  (registers tfgan_opt>SpectralNormalization)
 
@@ -115,7 +115,7 @@ class Generator(_NetworkWrapper):
         if not self.conditional:
             return z
         if labels is None:
-            labels = np.arange(num) % self.num_classes
+            labels = class_cycle(num, self.num_classes)
         return z, np.asarray(labels, np.int32)
 
     def generate(self, num, seed=0, batch_size=500, labels=None):
