@@ -95,6 +95,8 @@ def define_train_flags(steps=2000, log_every=100):
         flags.DEFINE_integer("r1_every", 16, "Lazy R1: apply it on every k-th step only, "
                              "weighted gamma * k (StyleGAN2's lazy regularization; 1: every "
                              "step).")
+        flags.DEFINE_float("mode_seeking_weight", 0.0, "Mode-seeking term (MSGAN): penalizes two "
+                           "latents of one class that give the same image (0: off).")
         flags.DEFINE_list("augment", [], "Differentiable augmentation of real and fake images in "
                           "both updates (DiffAugment): any of " + ", ".join(AUGMENT_POLICIES)
                           + "; empty: off.")
@@ -153,7 +155,7 @@ def loss_config():
     return LossConfig(name=FLAGS.loss, clip_value=FLAGS.clip_value,
                       gradient_penalty_weight=FLAGS.gradient_penalty_weight, l1=FLAGS.l1,
                       l2=FLAGS.l2, r1_weight=FLAGS.r1_weight,
-                      r1_every=FLAGS.r1_every)
+                      r1_every=FLAGS.r1_every, mode_seeking_weight=FLAGS.mode_seeking_weight)
 
 
 def train_config():

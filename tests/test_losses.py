@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfgan_opt import ConfigError, losses
+from tfgan_opt import ConfigError, LossConfig, losses
 
 REAL = np.array([[2.0], [-1.0], [0.3]], np.float32)
 FAKE = np.array([[0.5], [-3.0], [1.2]], np.float32)
@@ -98,3 +98,31 @@ def test_weight_regularization_sums_l1_and_l2_terms():
 def test_unknown_loss_name_raises_config_error():
     with pytest.raises(ConfigError, match="'lsgan'"):
         losses.get_loss("lsgan")
+
+
+def test_mode_seeking_loss_is_the_inverse_image_to_latent_distance_ratio_of_row_pairs():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(5, 3)).astype(np.float32)  # the odd last row is left out
+    images = rng.normal(size=(5, 2, 2, 1)).astype(np.float32)
+    ratio = np.abs(images[0] - images[1]).mean() + np.abs(images[2] - images[3]).mean()
+    ratio /= np.abs(z[0] - z[1]).mean() + np.abs(z[2] - z[3]).mean()
+    np.testing.assert_allclose(losses.mode_seeking_loss(z, images).numpy(),
+                               1.0 / (ratio + 1e-5), rtol=1e-5)
+    # Two latents giving nearly one image (a collapsed mode) cost far more than distinct images.
+    collapsed = np.repeat(images[0:4:2], 2, axis=0) + 1e-3 * images[:4]
+    assert losses.mode_seeking_loss(z[:4], collapsed) > 100 * losses.mode_seeking_loss(z[:4],
+                                                                                      images[:4])
+
+
+def test_mode_seeking_loss_pushes_the_pairs_apart():
+    images = tf.Variable(np.random.default_rng(1).normal(size=(4, 2, 2, 1)).astype(np.float32))
+    z = tf.constant(np.random.default_rng(2).normal(size=(4, 3)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        loss = losses.mode_seeking_loss(z, images)
+    step = images - 0.1 * tape.gradient(loss, images)
+    assert np.abs(step[0] - step[1]).mean() > np.abs(images[0] - images[1]).mean()
+
+
+def test_mode_seeking_weight_must_not_be_negative():
+    with pytest.raises(ConfigError, match="mode_seeking_weight=-1"):
+        LossConfig(mode_seeking_weight=-1.0)

@@ -98,6 +98,28 @@ def r1_penalty(discriminator, real_images):
     return tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])
 
 
+def mode_seeking_loss(latents, images, epsilon=1e-5):
+    """MSGAN's mode-seeking term (Mao et al. 2019, Eq. 3), to be minimized by the generator.
+
+    The rows are taken in pairs (0, 1), (2, 3), ...; each pair had two latents (and the same class,
+    for a conditional generator). The term is ``1 / (d_I / d_z + epsilon)`` with ``d_I`` the mean
+    absolute difference of the pairs' images and ``d_z`` that of their latents: it grows when two
+    different latents give nearly the same image, the mark of a collapsed mode. An odd last row
+    is left out.
+
+    Args:
+      latents: float32 [B, latent_dim], what the generator took (without labels).
+      images: float32 [B, H, W, C], what it made from them.
+
+    Returns:
+      A float32 scalar (per replica: divide by the replica count before summing gradients).
+    """
+    pairs = (tf.shape(images)[0] // 2) * 2
+    image_distance = tf.reduce_mean(tf.abs(images[0:pairs:2] - images[1:pairs:2]))
+    latent_distance = tf.reduce_mean(tf.abs(latents[0:pairs:2] - latents[1:pairs:2]))
+    return 1.0 / (image_distance / latent_distance + epsilon)
+
+
 def weight_regularization(kernels, l1=0.0, l2=0.0):
     """l1 * sum|w| + l2 * sum w^2 over ``kernels``; a scalar (0 when both strengths are 0)."""
     total = tf.constant(0.0)

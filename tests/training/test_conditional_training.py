@@ -59,3 +59,19 @@ def test_recovery_teacher_gets_the_students_labels():
     z, _ = teacher.sample_latents(6)
     other = teacher((z, np.full(6, 2, np.int32))).numpy()
     assert np.abs(other - student((z, np.zeros(6, np.int32))).numpy()).mean() > 0
+
+
+def test_mode_seeking_pairs_share_their_class_and_enter_the_generator_loss():
+    batch = next(iter(noise.add_step_noise(tiny_dataset(), 0, seed=0, latent_dim=4, n_critic=1,
+                                           num_classes=3, paired_labels=True)))
+    for key in ("y_d", "y_g"):
+        labels = batch[key].numpy()
+        np.testing.assert_array_equal(labels[0::2][:len(labels) // 2], labels[1::2])
+    config = tiny_conditional_config()
+    trainer = GANTrainer(models.build_generator(config, seed=0),
+                         models.build_discriminator(config, seed=0),
+                         LossConfig(mode_seeking_weight=2.0), TrainConfig(steps=1, log_every=1))
+    metrics = trainer.train(tiny_dataset())[-1]
+    assert metrics["mode_seeking_loss"] > 0
+    np.testing.assert_allclose(metrics["g_loss"], metrics["g_adv_loss"]
+                               + metrics["mode_seeking_loss"], rtol=1e-5)

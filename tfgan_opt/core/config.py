@@ -6,8 +6,9 @@ through JSON (run directories record the configuration they were made with).
 """
 
 import dataclasses
-from typing import Dict, Optional, Tuple, Union
+from typing import Optional, Tuple
 
+from tfgan_opt.core.channel_config import ChannelPruneConfig  # noqa: F401  (re-exported)
 from tfgan_opt.core.config_base import _check, _check_choice, _Config
 # The names every registry is keyed by (cross-checked in tests/test_registries.py); the flags'
 # choices read them too. STRATEGIES is re-exported for the scripts.
@@ -129,6 +130,9 @@ class LossConfig(_Config):
       r1_every: apply R1 on every k-th step only, weighted gamma * k (lazy regularization, Karras
         et al. 2020, StyleGAN2): the same average pull for 1/k of its double backward pass.
         Stored as 1 without R1, where it means nothing (so runs without R1 compare equal).
+      mode_seeking_weight: weight of the mode-seeking term in the generator loss (MSGAN, Mao et
+        al. 2019): 1 / (mean|G(z1) - G(z2)| / mean|z1 - z2|) over pairs of the batch that share
+        their class; it penalizes two latents that give the same image. 0: off.
     """
 
     name: str = "non_saturating"
@@ -138,6 +142,7 @@ class LossConfig(_Config):
     l2: float = 0.0
     r1_weight: float = 0.0
     r1_every: int = 1
+    mode_seeking_weight: float = 0.0
 
     def __post_init__(self):
         _check_choice("loss", self.name, LOSS_NAMES)
@@ -150,6 +155,8 @@ class LossConfig(_Config):
                f"gradient_penalty_weight={self.gradient_penalty_weight} must be >= 0")
         _check(self.l1 >= 0, f"l1={self.l1} must be >= 0")
         _check(self.l2 >= 0, f"l2={self.l2} must be >= 0")
+        _check(self.mode_seeking_weight >= 0,
+               f"mode_seeking_weight={self.mode_seeking_weight} must be >= 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -347,53 +354,3 @@ class EvaluationConfig(_Config):
                f"features={self.features} does not use inception_weights; drop one of them")
         _check(self.features != "inception" or bool(self.inception_weights),
                "features=inception needs inception_weights (a local InceptionV3 weights file)")
-
-
-@dataclasses.dataclass(frozen=True)
-class ChannelPruneConfig(_Config):
-    """Structured channel pruning of a generator (`tfgan_opt.channels`).
-
-    Exactly one of ``ratio`` and ``macs_target`` is set.
-
-    Attributes:
-      ratio: fraction of the output channels removed from every prunable layer, in [0, 1); or a
-        dict layer name -> such a fraction (layers not named keep all their channels).
-      macs_target: fraction of the dense generator's multiply-accumulates to keep, in (0, 1]; a
-        uniform ratio meeting it is searched for.
-      criterion: channel importance, one of ``CHANNEL_CRITERIA``.
-      recalibrate: restore the activation statistics of the layers that lost input channels
-        (`channels.recalibrate_channels`: BN re-estimation, else mean/std matching).
-      calibration_samples: latent vectors the data-aware criteria (``activation``, ``taylor``)
-        and the recalibration average over.
-      seed: seed of those latents.
-      min_channels: channels every pruned layer keeps at least.
-      channel_multiple: kept channel counts are rounded up to a multiple of this (SIMD-friendly
-        widths for TFLite kernels), capped at the layer's width.
-    """
-
-    ratio: Union[float, Dict[str, float], None] = None
-    macs_target: Optional[float] = None
-    criterion: str = "l1"
-    recalibrate: bool = True
-    calibration_samples: int = 256
-    seed: int = 0
-    min_channels: int = 1
-    channel_multiple: int = 1
-
-    def __post_init__(self):
-        _check((self.ratio is None) != (self.macs_target is None),
-               f"set exactly one of ratio={self.ratio} and macs_target={self.macs_target}")
-        ratios = self.ratio.items() if isinstance(self.ratio, dict) else [("ratio", self.ratio)]
-        for name, value in ratios if self.ratio is not None else ():
-            _check(isinstance(value, (int, float)) and 0 <= value < 1,
-                   f"{name}={value!r} must be a fraction of channels to remove, in [0, 1)")
-        if self.macs_target is not None:
-            _check(0 < self.macs_target <= 1, f"macs_target={self.macs_target} must be the "
-                   f"fraction of MACs to keep, in (0, 1]")
-        _check_choice("criterion", self.criterion, CHANNEL_CRITERIA)
-        _check(self.calibration_samples >= 1,
-               f"calibration_samples={self.calibration_samples} must be positive")
-        _check(self.min_channels >= 1, f"min_channels={self.min_channels} must be positive")
-        _check(self.channel_multiple >= 1,
-               f"channel_multiple={self.channel_multiple} must be positive")
-

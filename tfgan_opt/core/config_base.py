@@ -11,7 +11,7 @@ from tfgan_opt.core.errors import ConfigError
 ABSENT_FIELDS = {
     "ModelConfig": {"upsample": "transpose", "conditional": False, "num_classes": 0,
                     "acgan_weight": 0.0},  # issue 15: unconditional
-    "LossConfig": {"r1_weight": 0.0, "r1_every": 1},
+    "LossConfig": {"r1_weight": 0.0, "r1_every": 1, "mode_seeking_weight": 0.0},
     "TrainConfig": {"augment": (), "update": "alternating"},
     "PruneConfig": {"allocation": "uniform"},
     # Before fit existed a folder of mixed sizes was refused; every recorded run read one size.

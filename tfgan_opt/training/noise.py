@@ -17,7 +17,7 @@ _LABEL_STREAM = 15
 
 
 def add_step_noise(dataset, start_step, *, seed, latent_dim, n_critic, augment=False,
-                   num_classes=0):
+                   num_classes=0, paired_labels=False):
     """Maps (images, labels) batches to dicts of images plus the step's noise.
 
     Args:
@@ -30,6 +30,9 @@ def add_step_noise(dataset, start_step, *, seed, latent_dim, n_critic, augment=F
         transforms of the discriminator update (real and fake alike) and of the generator update.
       num_classes: a conditional GAN's class count: also ``labels`` (the real images' labels),
         ``y_d`` and ``y_g``, int32 [B], uniform random class labels for the fakes.
+      paired_labels: rows 2i and 2i + 1 of ``y_d`` and ``y_g`` get the same label (the pairs of
+        the mode-seeking term, `losses.mode_seeking_loss`; they stay on one replica when each
+        replica's batch is even).
 
     Returns:
       A dataset of dicts: ``images``, ``z_d``, ``z_g`` [B, latent_dim], ``alpha`` [B] (and the
@@ -58,6 +61,8 @@ def add_step_noise(dataset, start_step, *, seed, latent_dim, n_critic, augment=F
             for i, key in enumerate(("y_d", "y_g")):
                 noise[key] = tf.random.stateless_uniform([size], seed=label_seeds[i], minval=0,
                                                          maxval=num_classes, dtype=tf.int32)
+                if paired_labels:
+                    noise[key] = tf.gather(noise[key], tf.range(size) // 2 * 2)
         return noise
 
     return dataset.enumerate(start=start_step * n_critic).map(

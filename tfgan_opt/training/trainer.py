@@ -163,7 +163,8 @@ class GANTrainer(updates.UpdateRules):
                                     latent_dim=self.generator.latent_dim,
                                     n_critic=self.config.n_critic,
                                     augment=bool(self.config.augment),
-                                    num_classes=self.generator.num_classes)
+                                    num_classes=self.generator.num_classes,
+                                    paired_labels=bool(self.loss_config.mode_seeking_weight))
 
     def _distribute(self, dataset):
         # Every worker builds the whole global batch (and its noise) and keeps its replicas' slices:

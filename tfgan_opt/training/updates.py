@@ -123,6 +123,7 @@ class UpdateRules:
             metrics, fake_classes = self._generator_adversarial_loss(fake, global_batch, batch,
                                                                      batch.get("y_g"))
             extra = self.extra_generator_losses(z, fake, global_batch)
+            extra.update(self._mode_seeking(z, fake))
             if fake_classes is not None:
                 extra["g_class_loss"] = self._acgan_weight() * self._class_loss(
                     batch["y_g"], fake_classes, global_batch)
@@ -171,6 +172,7 @@ class UpdateRules:
             metrics["g_adv_loss"] = tf.nn.compute_average_loss(
                 self.loss.generator_loss(fake_logits), global_batch_size=global_batch)
             extra = self.extra_generator_losses(z, fake, global_batch)
+            extra.update(self._mode_seeking(z, fake))
             if real_classes is not None:
                 metrics["d_class_loss"] = self._acgan_weight() * (
                     self._class_loss(labels, real_classes, global_batch)
@@ -190,6 +192,20 @@ class UpdateRules:
         self.discriminator_optimizer.apply_gradients(zip(d_grads, d_vars))
         metrics["d_loss"], metrics["g_loss"] = d_loss, g_loss
         return metrics
+
+    def _mode_seeking(self, z, fake):
+        """``{"mode_seeking_loss": scalar}`` when `LossConfig.mode_seeking_weight` is on, else {}.
+
+        The noise pipeline gave rows 2i and 2i + 1 the same class (``paired_labels``), so each
+        pair differs in z only. The per-replica term is divided by the replica count: the summed
+        gradients are then those of its mean over the replicas.
+        """
+        weight = self.loss_config.mode_seeking_weight
+        if not weight:
+            return {}
+        latents = z[0] if isinstance(z, (tuple, list)) else z
+        return {"mode_seeking_loss": weight * losses_lib.mode_seeking_loss(latents, fake)
+                / self.strategy.num_replicas_in_sync}
 
     def _acgan_weight(self):
         return self.acgan_weight
