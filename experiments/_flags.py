@@ -63,18 +63,22 @@ def define_data_flags(default_dataset="digits", image_size=28, batch_size=64):
               "square (crop) or pad it with black (pad), then resize to --image_size.")
 
 
-def define_model_flags(width=64):
+def define_model_flags(width=64, discriminator_width=None):
     with _group("model"):
         _enum("arch", "dcgan", ARCHITECTURES, "Generator/discriminator architecture.")
         flags.DEFINE_integer("latent_dim", 64, "Latent size.")
         flags.DEFINE_integer("width", width, "Generator width.")
-        flags.DEFINE_integer("discriminator_width", width, "Discriminator width.")
+        flags.DEFINE_integer("discriminator_width", discriminator_width or width,
+                             "Discriminator width.")
         flags.DEFINE_boolean("spectral_norm", False, "Spectral normalization in the discriminator.")
         _enum("upsample", "transpose", UPSAMPLING_MODES, "dcgan generator upsampling: transpose "
               "(Conv2DTranspose), or nearest/bilinear resize then Conv2D (no checkerboard "
               "artifacts).")
-        flags.DEFINE_boolean("conditional", False, "Class-conditional GAN: (z, label) -> image, "
-                             "projection discriminator; needs a labelled dataset.")
+        # No default: conditional exactly when the source has class labels (`conditioning_auto`).
+        flags.DEFINE_boolean("conditional", None, "Class-conditional GAN: (z, label) -> image, "
+                             "projection discriminator; needs a labelled dataset. Default: "
+                             "conditional when the dataset has class labels (--noconditional: "
+                             "never).")
         flags.DEFINE_integer("num_classes", 0, "--conditional: classes (0: from the labels).")
         flags.DEFINE_float("acgan_weight", 0.0, "--conditional: weight of an AC-GAN auxiliary "
                            "classifier loss (0: projection only).")
@@ -147,8 +151,13 @@ def model_config():
                        latent_dim=FLAGS.latent_dim, width=FLAGS.width,
                        discriminator_width=FLAGS.discriminator_width,
                        spectral_norm=FLAGS.spectral_norm, upsample=FLAGS.upsample,
-                       conditional=FLAGS.conditional, num_classes=FLAGS.num_classes,
+                       conditional=bool(FLAGS.conditional), num_classes=FLAGS.num_classes,
                        acgan_weight=FLAGS.acgan_weight)
+
+
+def conditioning_auto():
+    """Whether --conditional was left to the data (`pipeline.conditional.resolve_classes`)."""
+    return FLAGS.conditional is None
 
 
 def loss_config():
@@ -173,16 +182,30 @@ def pipeline_config(**sections):
                           train=train_config(), **sections)
 
 
-def define_compress_flags(recovery_steps=500, qat_steps=300, num_samples=10_000):
+# The compression recipe of `experiments/compress.py` (and of `pipeline.py` where it does not
+# override it, see `define_compress_flags`).
+COMPRESSION_DEFAULTS = {"target_sparsity": 0.8, "sparsity_allocation": "uniform",
+                        "layer_distill_weight": 0.0, "recovery_steps_per_removed": 0,
+                        "recovery_lr_schedule": "constant", "recovery_ema_decay": 0.0,
+                        "channel_macs_target": None}
+
+
+def define_compress_flags(recovery_steps=500, qat_steps=300, num_samples=10_000, **recipe):
+    """The compression, export and evaluation flags; ``recipe`` overrides `COMPRESSION_DEFAULTS`."""
+    unknown = set(recipe) - set(COMPRESSION_DEFAULTS)
+    assert not unknown, f"not compression defaults: {sorted(unknown)}"
+    default = {**COMPRESSION_DEFAULTS, **recipe}
     with _group("compression"):
         flags.DEFINE_boolean("prune", True, "Prune the generator (False: QAT of the dense one).")
-        flags.DEFINE_float("target_sparsity", 0.8, "Final fraction of zero weights, in [0, 1).")
+        flags.DEFINE_float("target_sparsity", default["target_sparsity"],
+                           "Final fraction of zero weights, in [0, 1).")
         _enum("pruning_schedule", "polynomial", PRUNING_SCHEDULES, "tfmot pruning schedule.")
         _enum("prune_mode", "finetune", PRUNE_MODES, "finetune: prune a trained GAN; during: "
               "train a fresh GAN while pruning.")
-        _enum("sparsity_allocation", "uniform", SPARSITY_ALLOCATIONS, "uniform: every pruned "
-              "layer to --target_sparsity; sensitivity: per-layer sparsities from the trained "
-              "generator's sensitivity, --target_sparsity of the weights in all.")
+        _enum("sparsity_allocation", default["sparsity_allocation"], SPARSITY_ALLOCATIONS,
+              "uniform: every pruned layer to --target_sparsity; sensitivity: per-layer "
+              "sparsities from the trained generator's sensitivity, --target_sparsity of the "
+              "weights in all.")
         flags.DEFINE_integer("pruning_frequency", 50, "Steps between mask updates.")
         flags.DEFINE_string("block_m_by_n", None, "m:n structured sparsity, e.g. 2:4 "
                             "(Dense/Conv2D).")
@@ -191,24 +214,25 @@ def define_compress_flags(recovery_steps=500, qat_steps=300, num_samples=10_000)
         flags.DEFINE_float("distill_weight", 10.0, "Weight of L1 on images (student vs dense).")
         flags.DEFINE_float("feature_distill_weight", 1.0, "Weight of L1 on discriminator features.")
         flags.DEFINE_float("adversarial_weight", 1.0, "Weight of the adversarial loss in recovery.")
-        # Recovery schedule and inner-feature distillation (issue 13, bench_frontier.py). Off by
-        # default here: not yet measured to win on the default pipeline within its time budget.
-        flags.DEFINE_float("layer_distill_weight", 0.0, "Weight of the MSE between the "
-                           "compressed generator's inner activations (through learned 1x1 maps "
-                           "where widths differ) and the dense one's (0: off).")
-        flags.DEFINE_integer("recovery_steps_per_removed", 0, "Recovery steps added per unit of "
-                             "the fraction removed (MACs for channel pruning, weights for weight "
-                             "pruning).")
-        _enum("recovery_lr_schedule", "constant", LR_SCHEDULES, "Recovery learning rate: "
-              "constant, or cosine decay to 0.")
-        flags.DEFINE_float("recovery_ema_decay", 0.0, "EMA of the recovering generator's "
-                           "weights, shipped in its place (0: off).")
+        # Recovery schedule and inner-feature distillation (issue 13, bench_frontier.py).
+        flags.DEFINE_float("layer_distill_weight", default["layer_distill_weight"],
+                           "Weight of the MSE between the compressed generator's inner "
+                           "activations (through learned 1x1 maps where widths differ) and the "
+                           "dense one's (0: off).")
+        flags.DEFINE_integer("recovery_steps_per_removed", default["recovery_steps_per_removed"],
+                             "Recovery steps added per unit of the fraction removed (MACs for "
+                             "channel pruning, weights for weight pruning).")
+        _enum("recovery_lr_schedule", default["recovery_lr_schedule"], LR_SCHEDULES,
+              "Recovery learning rate: constant, or cosine decay to 0.")
+        flags.DEFINE_float("recovery_ema_decay", default["recovery_ema_decay"],
+                           "EMA of the recovering generator's weights, shipped in its place "
+                           "(0: off).")
         flags.DEFINE_integer("qat_steps", qat_steps, "Quantization-aware fine-tune steps.")
         flags.DEFINE_float("qat_lr", 5e-5, "QAT learning rate.")
         flags.DEFINE_boolean("preserve_sparsity", True, "Keep pruned weights at zero through QAT.")
-        flags.DEFINE_float("channel_macs_target", None, "Remove whole generator channels until "
-                           "this fraction of the MACs is left, in (0, 1] (default: no channel "
-                           "pruning).")
+        flags.DEFINE_float("channel_macs_target", default["channel_macs_target"],
+                           "Remove whole generator channels until this fraction of the MACs is "
+                           "left, in (0, 1]; 1 (or no value): no channel pruning.")
         _enum("channel_criterion", "taylor", CHANNEL_CRITERIA, "Channel importance.")
     with _group("export"):
         # A comma-separated list of choices: absl has no enum list, so a validator checks it.
@@ -262,7 +286,7 @@ def compress_configs():
                         block_m_by_n=_m_by_n()) if FLAGS.prune else None
     channels = (ChannelPruneConfig(macs_target=FLAGS.channel_macs_target,
                                    criterion=FLAGS.channel_criterion)
-                if FLAGS.channel_macs_target is not None else None)
+                if FLAGS.channel_macs_target not in (None, 1.0) else None)
     return {
         "channels": channels,
         "prune": prune,

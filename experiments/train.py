@@ -37,7 +37,9 @@ def main(argv):
     from tfgan_opt.training import distribute
 
     budget.check_fits(config.model, config.data.batch_size)
-    config = stages.resolve_classes(config)  # --conditional on unlabelled data: one line, now
+    # Conditional when the source has labels (unless --conditional says otherwise); the class
+    # count is recorded in config.json. --conditional on unlabelled data: one line, now.
+    config = stages.resolve_classes(config, auto=_flags.conditioning_auto())
     strategy = _flags.make_strategy()  # before any other TensorFlow work (logical devices)
     # The data is opened before the run directory is touched, so a bad --dataset fails without
     # deleting anything, even with --overwrite. Seeding first gives its shuffle order the global

@@ -31,6 +31,19 @@ def test_the_class_count_is_read_from_the_labels(tmp_path):
     assert conditional.resolve_classes(unconditional) is unconditional
 
 
+@pytest.mark.parametrize("labels, expected", [(np.arange(12) % 3, 3), (None, 0),
+                                              (np.zeros(12), 0)])
+def test_auto_conditions_exactly_when_the_source_has_two_classes_or_more(tmp_path, labels,
+                                                                        expected):
+    source = "npz:" + _npz(tmp_path, labels=labels)
+    unconditional = _config(source).replace(model=ModelConfig(image_size=8, width=4))
+    model = conditional.resolve_classes(unconditional, auto=True).model
+    assert (model.conditional, model.num_classes) == (bool(expected), expected)
+    # A recorded class count is not read again (the stages' `ensure_classes`).
+    recorded = _config("npz:/nonexistent.npz", num_classes=3)
+    assert conditional.ensure_classes(recorded) is recorded
+
+
 def test_a_source_without_labels_is_refused_in_one_line(tmp_path):
     config = _config("npz:" + _npz(tmp_path))
     with pytest.raises(ConfigError, match=r"conditional=True needs class labels but 'npz:.*' "

@@ -8,11 +8,14 @@ from tfgan_opt.evaluation import conditional as conditional_eval
 from tfgan_opt.pipeline import variants
 
 
-def resolve_classes(config):
+def resolve_classes(config, auto=False):
     """``config`` with ``model.num_classes`` read from the source's labels (max label + 1).
 
-    An unconditional config, or one whose ``num_classes`` is already set, is returned unchanged.
-    Reads the source's labels, so the entry points call it before the run directory is touched.
+    An unconditional config is returned unchanged, unless ``auto``: then the model becomes
+    conditional when the source has labels of at least 2 classes (the scripts' default, where
+    ``--conditional`` is not given either way), and stays unconditional otherwise. Reads every
+    label of the source, so the entry points call it once, before the run directory is touched,
+    and record the result; the stages call `ensure_classes`.
 
     Raises:
       ConfigError: the model is conditional and the source has no labels, or a label is outside
@@ -20,10 +23,14 @@ def resolve_classes(config):
       DataError: the source cannot be read.
     """
     model = config.model
-    if not model.conditional:
+    if not (model.conditional or auto):
         return config
     labels = data_lib.source_labels(config.data)
     source = repr(config.data.source)
+    if not model.conditional:  # auto
+        if labels is None or np.max(labels) < 1 or np.min(labels) < 0:
+            return config
+        model = model.replace(conditional=True)
     if labels is None:
         raise ConfigError(f"conditional=True needs class labels but {source} has none; use a "
                           "labelled source (IDX with its labels file, NPZ with y, a folder with "
@@ -31,16 +38,17 @@ def resolve_classes(config):
     low, high = int(np.min(labels)), int(np.max(labels))
     if low < 0 or (model.num_classes and high >= model.num_classes):
         raise ConfigError(f"{source} has labels {low}..{high}, outside 0..{model.num_classes - 1}")
-    if model.num_classes:
-        return config
     if high < 1:
         raise ConfigError(f"conditional=True needs at least 2 classes but {source} has only 1")
-    return config.replace(model=model.replace(num_classes=high + 1))
+    return config.replace(model=model.replace(num_classes=model.num_classes or high + 1))
 
 
-def class_names(config, num_classes):
-    """The names of a conditional run's classes (for model cards and reports)."""
-    return data_lib.class_names(config.data, num_classes)
+def ensure_classes(config):
+    """``config`` with the class count of a conditional model, reading the labels only if it is
+    not recorded yet (a library caller's config; the scripts resolve it at their entry)."""
+    if config.model.conditional and not config.model.num_classes:
+        return resolve_classes(config)
+    return config
 
 
 def card_fields(config):
@@ -48,12 +56,11 @@ def card_fields(config):
     the classes with their names and how to ask for one."""
     if not config.model.conditional:
         return {}
-    if not config.model.num_classes:
-        config = resolve_classes(config)
+    config = ensure_classes(config)
     count = config.model.num_classes
     return {"task": "class-conditional image generation: a latent vector z and a class label in, "
                     "one image of that class out",
-            "classes": {"count": count, "names": class_names(config, count),
+            "classes": {"count": count, "names": data_lib.class_names(config.data, count),
                         "input": f"label: int32 [1], the class index 0..{count - 1} (not "
                                  "quantized in any format)"}}
 

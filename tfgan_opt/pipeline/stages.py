@@ -28,7 +28,7 @@ from tfgan_opt.pipeline import finetune, reference, ship, variants
 from tfgan_opt.pipeline.checks import (check_evaluation, check_run_models,  # noqa: F401
                                        check_train_checkpoints)
 from tfgan_opt.pipeline.fork import load_run_config  # noqa: F401
-from tfgan_opt.pipeline.conditional import class_names, resolve_classes
+from tfgan_opt.pipeline.conditional import ensure_classes, resolve_classes  # noqa: F401
 from tfgan_opt.pipeline.report import write_pipeline_report
 from tfgan_opt.training import distribute
 from tfgan_opt.training.trainer import GANTrainer
@@ -82,7 +82,7 @@ def train_gan(config, *, run_dir, strategy=None, dataset=None, label=None):
         logging.info("%s: already done (%d steps); skipping", label, done["steps"])
         return done
     logging.info("%s: %d steps", label, config.train.steps)
-    config = resolve_classes(config)
+    config = ensure_classes(config)
     seed_everything(config.train)
     stage_dir = os.path.join(run_dir, variants.TRAIN)
     strategy = strategy or tf.distribute.get_strategy()
@@ -94,7 +94,7 @@ def train_gan(config, *, run_dir, strategy=None, dataset=None, label=None):
             sync_batch_norm=strategy.num_replicas_in_sync > 1)
         discriminator = models.build_discriminator(config.model, seed=config.train.seed)
     trainer = GANTrainer(generator, discriminator, config.loss, config.train, strategy=strategy,
-                         acgan_weight=config.model.acgan_weight or 1.0)
+                         acgan_weight=config.model.acgan_weight)
     start = time.time()
     history = trainer.train(dataset, run_dir=stage_dir)
     wall = time.time() - start
@@ -184,7 +184,7 @@ def prune_stage(config, run_dir):
     def build(stage_dir):
         args = _finetune_args(config, stage_dir, config.recovery.steps)
         if config.prune.mode == "during":
-            model_config = resolve_classes(config).model
+            model_config = ensure_classes(config).model
             generator = models.build_generator(model_config, seed=config.train.seed)
             discriminator = models.build_discriminator(model_config, seed=config.train.seed)
             args["train_config"] = config.train.replace(ema_decay=0.0)
@@ -317,7 +317,7 @@ def evaluate_stage(config, run_dir):
                                                     evaluation.seed),
                 "untrained": generator_eval.evaluate_images(extractor, real_images, real_labels,
                                                             untrained_images, evaluation.seed),
-                "class_names": (class_names(config, config.model.num_classes)
+                "class_names": (data_lib.class_names(config.data, config.model.num_classes)
                                 if config.model.conditional else None)}
 
     return _run_stage(config, run_dir, variants.EVALUATE, build)
@@ -355,7 +355,7 @@ def compress_run(config, *, run_dir, checked=False):
     Raises:
       ConfigError, ModelFileError: before any stage, if the run could not be evaluated.
     """
-    config = resolve_classes(config)  # the class count the model cards and metrics need
+    config = ensure_classes(config)  # the class count the model cards and metrics need
     if not stage_done(run_dir, variants.TRAIN):
         raise RunDirError(f"{run_dir} has no trained GAN (train/stage.json); train it first with "
                           "experiments/train.py or run experiments/pipeline.py")

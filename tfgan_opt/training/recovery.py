@@ -68,7 +68,8 @@ class RecoveryTrainer(GANTrainer):
         if (student.latent_dim, student.image_shape) != (teacher.latent_dim, teacher.image_shape):
             raise ValueError(f"student maps {student.latent_dim} -> {student.image_shape} but "
                              f"teacher maps {teacher.latent_dim} -> {teacher.image_shape}")
-        super().__init__(student, discriminator, loss_config,
+        # The student copies the teacher's images, diversity included: no mode-seeking term.
+        super().__init__(student, discriminator, loss_config.replace(mode_seeking_weight=0.0),
                          recovery_train_config(recovery_config, train_config), strategy=strategy,
                          callbacks=callbacks, is_chief=is_chief,
                          adversarial_weight=recovery_config.adversarial_weight,
