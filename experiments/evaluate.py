@@ -98,8 +98,11 @@ def main(argv):
     functions = [(path, generators.load_generator_function(path, FLAGS.trust_saved_model))
                  for path in FLAGS.generator]
     real_images, real_labels = data.load_arrays(data_config)
+    # A conditional .tflite file is asked for the data's classes (a Keras generator knows its own).
+    num_classes = generators.num_classes_of(real_labels)
     for path, function in functions:
-        generators.check_generator_function(path, function, real_images.shape[1:], seed=FLAGS.seed)
+        generators.check_generator_function(path, function, real_images.shape[1:], seed=FLAGS.seed,
+                                            num_classes=num_classes)
     with runlock.locked(FLAGS.out_dir):
         rundir.prepare_run_dir(FLAGS.out_dir, {"evaluate": {
             "generators": FLAGS.generator, "data": data_config.to_dict(),
@@ -121,7 +124,8 @@ def _evaluate(functions, data, data_config, generators, feature_spaces, space, r
         functions.append(("untrained " + FLAGS.generator[0], generators.KerasGeneratorFunction(
             generators.untrained_like(keras_functions[0].generator, FLAGS.seed))))
     for name, function in functions:
-        images = generators.generate(function, FLAGS.num_samples, FLAGS.seed)
+        images = generators.generate(function, FLAGS.num_samples, FLAGS.seed,
+                                     num_classes=generators.num_classes_of(real_labels))
         generators.check_finite_images(name, images)
         metrics = generators.evaluate_images(extractor, real_images, real_labels, images, FLAGS.seed)
         logging.info("%s: FD %.3f, classes covered %s", name, metrics["frechet_distance"],

@@ -1,12 +1,14 @@
-"""The whole pipeline: train -> prune + recover -> QAT -> export + verify -> benchmark -> evaluate -> report.
+"""The whole pipeline: train -> channel-prune + recover -> prune + recover -> QAT -> export +
+verify -> benchmark -> evaluate -> report.
 
     python experiments/pipeline.py --run_dir=runs/digits          # the offline default (digits)
 
     python experiments/pipeline.py --run_dir=runs/mnist \
         --dataset=idx:../shared/data/mnist-t10k/t10k-images-idx3-ubyte.gz \
-        --image_size=28 --width=32 --discriminator_width=32 --steps=9000
+        --image_size=28 --width=32 --discriminator_width=32 --steps=11000
 
-Writes <run_dir>/report.md. Rerunning the same command resumes: completed stages are skipped and an
+A labelled source trains a class-conditional GAN (--noconditional: never). Writes
+<run_dir>/report.md. Rerunning the same command resumes: completed stages are skipped and an
 interrupted one continues from its checkpoints.
 """
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tfgan_opt import testing
+from tfgan_opt import models, testing
 from tfgan_opt.core.config import ExportConfig
 from tfgan_opt.core.errors import ModelFileError
 from tfgan_opt.evaluation import generators
@@ -45,3 +45,32 @@ def test_saved_model_is_refused_unless_trusted(tmp_path):
         generators.load_generator_function(path)
     function = generators.load_generator_function(path, trust_saved_model=True)
     assert function(np.asarray(generator.sample_latents(2))).shape == (2, 8, 8, 1)
+
+
+class _Conditional(_Constant):
+    """A generator function that takes (z, labels), like a conditional .tflite file."""
+    conditional = True
+
+    def __init__(self):
+        super().__init__(0.5)
+        self.labels_seen = []
+
+    def __call__(self, inputs):
+        z, labels = inputs
+        self.labels_seen.extend(np.asarray(labels).tolist())
+        return super().__call__(z)
+
+
+def test_a_conditional_generator_is_probed_and_scored_on_every_class():
+    function = _Conditional()
+    generators.check_generator_function("g.tflite", function, (8, 8, 1), num_classes=6)
+    assert sorted(set(function.labels_seen)) == list(range(6))
+    assert generators.generate(function, 12, num_classes=3).shape == (12, 8, 8, 1)
+    assert function.labels_seen[-12:] == [0, 1, 2] * 4
+    with pytest.raises(ModelFileError, match=r"g\.tflite takes a class label, but the data has "
+                                             r"no labels"):
+        generators.check_generator_function("g.tflite", function, (8, 8, 1))
+    # A Keras generator knows its own classes.
+    keras_function = generators.KerasGeneratorFunction(
+        models.build_generator(testing.tiny_conditional_config(), seed=0))
+    generators.check_generator_function("g.keras", keras_function, keras_function.image_shape)

@@ -1,5 +1,6 @@
 """The experiment script as a user runs it: a subprocess with flags."""
 
+import json
 import os
 import subprocess
 import sys
@@ -56,10 +57,16 @@ def test_train_script_trains_saves_and_refuses_another_config_on_the_same_run_di
     assert any("step 2/2" in line and "ETA" in line for line in lines)
     for noise in ("oneDNN", "cuda", "absl::InitializeLog", "Sharding callback"):
         assert noise not in result.stderr, noise
+    # digits has labels: without --conditional either way the GAN is conditional, and the class
+    # count read from the labels is recorded.
+    model = json.loads((run_dir / "config.json").read_text())["model"]
+    assert (model["conditional"], model["num_classes"]) == (True, 10)
     refused = _run(*common, "--steps=2", "--seed=7", "--verbose")  # --verbose: all of it back
     assert refused.returncode == 1
     assert "train.seed" in refused.stderr and "--overwrite" in refused.stderr
     assert "oneDNN" in refused.stderr
+    unconditional = _run(*common, "--steps=2", "--noconditional")
+    assert unconditional.returncode == 1 and "model.conditional" in unconditional.stderr
     assert (run_dir / "train" / "generator.keras").exists()
 
 
@@ -109,7 +116,6 @@ OLD_BEHAVIOUR = ["--loss=non_saturating", "--ema_decay=0", "--spectral_norm=fals
 
 @pytest.mark.slow
 def test_run_whose_config_json_predates_new_fields_resumes_with_its_recorded_behaviour(tmp_path):
-    import json
     run_dir = tmp_path / "run"
     common = [f"--run_dir={run_dir}", "--image_size=8", "--width=4", "--discriminator_width=4",
               "--latent_dim=4", "--batch_size=16", "--log_every=2", "--checkpoint_every=2",

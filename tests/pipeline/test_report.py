@@ -48,6 +48,11 @@ def test_quality_check_uses_the_dense_gan_trained_the_same_steps_when_there_is_o
         max_frechet_increase=0.05))
     text = report.headline_text(head)
     assert "trained on for the same 2000 steps" in text and "-40.0%" in text
+    # A reference trained before the recovery steps were counted in full is said to be shorter.
+    short = report.headline(_evaluated(same_steps_fd=11.0),
+                            {"dense": 1500, "extra": 800, "reference": 2000})
+    assert "trained on for 2000 steps, FEWER than the compressed generator's 2300" in \
+        report.headline_text(short)
 
 
 def test_without_a_same_steps_reference_the_extra_steps_are_said_in_words():
@@ -63,3 +68,20 @@ def test_class_coverage_check_compares_with_the_classes_real_images_reach():
         head = report.headline(_evaluated(classes_real=real, deployed_classes=covered))
         assert f"| {covered} of {real} | {verdict} |" in report._checks(
             head, report.DeploymentTargets())
+
+
+def test_extra_steps_count_each_recovery_for_what_it_removed(tmp_path):
+    from tfgan_opt import ChannelPruneConfig, PipelineConfig, PruneConfig, QuantizeConfig
+    from tfgan_opt.core.recovery_config import RecoveryConfig
+    from tfgan_opt.core.rundir import mark_stage_done
+    from tfgan_opt.pipeline import reference
+    config = PipelineConfig(channels=ChannelPruneConfig(macs_target=0.25),
+                            prune=PruneConfig(target_sparsity=0.7),
+                            recovery=RecoveryConfig(steps=300, steps_per_removed=1000),
+                            quantize=QuantizeConfig(steps=200))
+    # Before the channel stage has run: the 75% of the MACs it is asked to remove.
+    assert reference.extra_steps(config) == 200 + (300 + 750) + (300 + 700)
+    # After: the share its record shows (20% of the MACs kept, so 800 steps for channels).
+    mark_stage_done(str(tmp_path), variants.CHANNELS, {"macs_dense": {"macs": 1000},
+                                                       "macs": {"macs": 200}})
+    assert reference.extra_steps(config, str(tmp_path)) == 200 + (300 + 800) + (300 + 700)

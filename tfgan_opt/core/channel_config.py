@@ -55,4 +55,3 @@ class ChannelPruneConfig(_Config):
         _check(self.min_channels >= 1, f"min_channels={self.min_channels} must be positive")
         _check(self.channel_multiple >= 1,
                f"channel_multiple={self.channel_multiple} must be positive")
-

@@ -15,7 +15,7 @@ from tfgan_opt.evaluation import conditional, feature_spaces, features
 from tfgan_opt.core.artifacts import atomic_write_json
 from tfgan_opt.core.compat import keras
 from tfgan_opt.core.errors import ModelFileError
-from tfgan_opt.core.naming import first_line, sample_latents, slug
+from tfgan_opt.core.naming import class_cycle, first_line, sample_latents, slug
 from tfgan_opt.core.images import save_image_grid
 from tfgan_opt.evaluation.markdown import quality_table, write_report
 from tfgan_opt.export.tflite import INPUT_KEY, LEGACY_OUTPUT_KEY, OUTPUT_KEY, SIGNATURE_KEY
@@ -33,6 +33,7 @@ class KerasGeneratorFunction:
         self.latent_dim = generator.latent_dim
         self.image_shape = generator.image_shape
         self.num_classes = generator.num_classes
+        self.conditional = generator.conditional
         self._batch_size = batch_size
         self._call = tf.function(lambda z: generator(z, training=False), reduce_retracing=True)
 
@@ -117,11 +118,17 @@ def _load_saved_model(path):
                              f"images ({type(error).__name__}: {first_line(error)})") from error
 
 
-def check_generator_function(name, function, image_shape, num=4, seed=0):
+def check_generator_function(name, function, image_shape, num=4, seed=0, num_classes=None):
     """Raises `ModelFileError` unless ``function`` maps ``num`` latents to finite images of
-    ``image_shape`` in [-1, 1]: a cheap probe run before any output folder is touched."""
+    ``image_shape`` in [-1, 1]: a cheap probe run before any output folder is touched. A
+    conditional function is probed on every class (see `classes_of`)."""
+    classes = classes_of(name, function, num_classes)
+    num = max(num, classes)
+    inputs = sample_latents(num, function.latent_dim, seed)
+    if classes:
+        inputs = (inputs, class_cycle(num, classes))
     try:
-        images = np.asarray(function(sample_latents(num, function.latent_dim, seed)))
+        images = np.asarray(function(inputs))
     except Exception as error:  # noqa: BLE001 - a file whose graph fails on its own input
         raise ModelFileError(f"generator {name} fails on {num} latents of size "
                              f"{function.latent_dim} ({first_line(error)})") from error
@@ -129,6 +136,22 @@ def check_generator_function(name, function, image_shape, num=4, seed=0):
         raise ModelFileError(f"generator {name} makes images of shape {images.shape[1:]}, but the "
                              f"data has {tuple(image_shape)}")
     check_finite_images(name, images)
+
+
+def classes_of(name, function, num_classes=None):
+    """The classes a generator function is asked for: 0 if it takes no label; else its own count
+    (a Keras generator knows it), or ``num_classes`` (the data's, for a ``.tflite`` file).
+
+    Raises:
+      ModelFileError: the function takes a label but neither it nor the data tells the classes.
+    """
+    if not getattr(function, "conditional", False):
+        return 0
+    classes = getattr(function, "num_classes", 0) or num_classes
+    if not classes:
+        raise ModelFileError(f"generator {name} takes a class label, but the data has no labels "
+                             "to tell its classes; evaluate it on its labelled training data")
+    return int(classes)
 
 
 def check_finite_images(name, images):
@@ -140,12 +163,12 @@ def check_finite_images(name, images):
                              "values); it cannot be scored")
 
 
-def generate(generator_function, num, seed=0, batch_size=1000):
-    """``num`` images from seeded latents: float32 [num, H, W, C] (a conditional Keras generator:
-    every class in turn)."""
-    num_classes = getattr(generator_function, "num_classes", 0)
-    if num_classes:
-        return conditional.generate_for_classes(generator_function, num, num_classes, seed,
+def generate(generator_function, num, seed=0, batch_size=1000, num_classes=None):
+    """``num`` images from seeded latents: float32 [num, H, W, C] (a conditional generator: every
+    class in turn, its classes as `classes_of` tells them)."""
+    classes = classes_of("", generator_function, num_classes)
+    if classes:
+        return conditional.generate_for_classes(generator_function, num, classes, seed,
                                                 batch_size)[0]
     z = sample_latents(num, generator_function.latent_dim, seed)
     return np.concatenate([generator_function(z[i:i + batch_size])

@@ -66,6 +66,9 @@ def headline(evaluated, steps=None):
         "frechet_relative_change": (fd - reference) / reference,
         "dense_steps": (steps or {}).get("dense"),
         "extra_steps": (steps or {}).get("extra"),
+        # What the same-steps reference trained (a run made before recovery steps were counted
+        # in full has a shorter one; the report says so).
+        "reference_steps": (steps or {}).get("reference"),
         "classes_covered": deployed["metrics"].get("classes_covered"),
         # What real images reach in the same feature space: the class count to expect.
         "classes_real": evaluated["floor"].get("classes_covered"),
@@ -83,10 +86,14 @@ def _steps_note(head):
         return ""
     dense, extra = head["dense_steps"], head["extra_steps"]
     if head["frechet_distance_dense_same_steps"] is not None:
+        reference = head.get("reference_steps") or dense + extra
+        same = (f"the same {reference} steps, so extra training is not counted as a compression "
+                f"gain" if reference == dense + extra else
+                f"{reference} steps, FEWER than the compressed generator's {dense + extra} (the "
+                f"reference was trained before recovery steps were counted in full)")
         return (f" The compressed generator trained {dense} + {extra} steps (GAN, then "
                 f"compression fine-tunes); quality is compared with the dense GAN trained on for "
-                f"the same {dense + extra} steps, so extra training is not counted as a "
-                f"compression gain (against the dense GAN at {dense} steps: "
+                f"{same} (against the dense GAN at {dense} steps: "
                 f"{100 * head['frechet_relative_change_vs_dense']:+.1f}%).")
     return (f" Caution: the compressed generator trained {extra} steps more than the dense one "
             f"({dense} + {extra} vs {dense}); part of any quality difference comes from those "
@@ -209,10 +216,12 @@ def write_pipeline_report(run_dir, targets=DeploymentTargets(), extra_steps=None
     trained = stage_done(run_dir, TRAIN)
     pruned, qat = stage_done(run_dir, PRUNE), stage_done(run_dir, QAT)
     evaluated = stage_done(run_dir, EVALUATE)
+    reference = stage_done(run_dir, DENSE_EXTRA) or {}
     if extra_steps is None:
-        extra_steps = (stage_done(run_dir, DENSE_EXTRA) or {}).get("extra_steps")
+        extra_steps = reference.get("extra_steps")
     variants = evaluated["variants"]
-    head = headline(evaluated, {"dense": trained["steps"], "extra": extra_steps})
+    head = headline(evaluated, {"dense": trained["steps"], "extra": extra_steps,
+                                "reference": reference.get("steps")})
     package = stage_done(run_dir, PACKAGE)
     if head and package and package.get("deployed"):
         head["file"] = package["deployed"]  # the ship/ copy, with its measured model card

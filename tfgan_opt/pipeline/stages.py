@@ -334,8 +334,8 @@ def report_stage(config, run_dir):
     """Writes ``report.md`` (tables, sample grids, size-vs-quality plot) and ``summary.json``."""
     def build(stage_dir):
         del stage_dir
-        return {"report": write_pipeline_report(run_dir,
-                                                extra_steps=reference.extra_steps(config))}
+        return {"report": write_pipeline_report(
+            run_dir, extra_steps=reference.extra_steps(config, run_dir))}
 
     return _run_stage(config, run_dir, variants.REPORT, build)
 
