@@ -32,7 +32,7 @@ _flags.define_train_flags(steps=5000, log_every=500)
 _flags.define_compress_flags(recovery_steps=300, qat_steps=200, num_samples=2000,
                              channel_macs_target=0.2, sparsity_allocation="sensitivity",
                              target_sparsity=0.7, layer_distill_weight=1.0,
-                             recovery_steps_per_removed=1000, recovery_lr_schedule="cosine",
+                             recovery_steps_per_removed=1500, recovery_lr_schedule="cosine",
                              recovery_ema_decay=0.99)
 _i2i.define_flags()  # --task=sr_x4 etc.: the image-to-image pipeline (issue 16)
 flags.adopt_module_key_flags(_flags)  # --help lists them, by group

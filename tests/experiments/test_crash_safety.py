@@ -338,7 +338,7 @@ def test_pipeline_killed_during_compression_resumes_without_training_again(tmp_p
     run_dir = tmp_path / "run"
     flags = [f"--run_dir={run_dir}", *TINY, "--steps=4", "--checkpoint_every=2", "--log_every=2",
              "--recovery_steps=16", "--recovery_steps_per_removed=0", "--qat_steps=2",
-             "--pruning_frequency=1",
+             "--pruning_frequency=1", "--channel_macs_target=1",  # 1: no channel stage
              "--target_sparsity=0.5", "--formats=float32", "--benchmark_batch=0",
              "--num_samples=16", "--benchmark_runs=2", "--benchmark_rounds=1"]
     train = run_dir / "train"
@@ -359,6 +359,7 @@ def test_pipeline_killed_during_compression_resumes_without_training_again(tmp_p
                        for name in trained}
     for stage in ("prune", "qat", "export", "benchmark", "evaluate", "report"):
         assert (run_dir / stage / "stage.json").exists(), stage
+    assert not (run_dir / "channels").exists()
     assert (run_dir / "report.md").exists()
     _assert_run_dir_complete(str(run_dir))
 
