@@ -104,6 +104,18 @@ def test_model_card_markdown_states_the_signature_and_pixels(shipped):
                      text)
     assert "| `image` | [1, 8, 8, 1] | int8 | int8, scale 0.0078125, zero point 0 |" in text
     assert "round((x + 1) * 127.5)" in text and "FD 2.5;" in text and "41.5 dB" in text
+    # CONFIG prunes 80% of the weights: recovery 500 + 0 per removed, then 300 QAT steps.
+    assert "fine-tuned up to 800 steps more" in text
+
+
+def test_the_card_counts_every_recovery_as_long_as_it_ran():
+    from tfgan_opt import ChannelPruneConfig
+    from tfgan_opt.core.recovery_config import RecoveryConfig
+    config = CONFIG.replace(channels=ChannelPruneConfig(macs_target=0.5),
+                            recovery=RecoveryConfig(steps=100, steps_per_removed=1000))
+    card = ship.model_card(config, _record(variants.DEPLOYED, "int8", "x.tflite"), "digits")
+    # Channels: 100 + 500 for half the MACs; weights (80%): 100 + 800; QAT: 300.
+    assert card["training"]["fine_tune_steps"] == 600 + 900 + config.quantize.steps
 
 
 def test_a_shipped_file_that_computes_otherwise_is_refused(shipped):

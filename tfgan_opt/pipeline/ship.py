@@ -23,7 +23,7 @@ from tfgan_opt.data import describe_source
 from tfgan_opt.export import tflite
 from tfgan_opt.export.litert import TFLiteGenerator, read_tflite, run_signature
 from tfgan_opt.export.metadata import MODEL_CARD_NAME, embed_model_card, read_model_card
-from tfgan_opt.pipeline import conditional, variants
+from tfgan_opt.pipeline import conditional, reference, variants
 
 CARD_VERSION = 1
 CARD_JSON, CARD_MARKDOWN = "model_card.json", "model_card.md"
@@ -41,13 +41,15 @@ def _package_version():
         return "unknown"
 
 
-def model_card(config, record, data_description):
+def model_card(config, record, data_description, run_dir=None):
     """The card the export stage embeds in one variant's file (no quality numbers yet).
 
     Args:
       config: the `PipelineConfig`.
       record: the variant record (``name``, ``model``, ``format``, ``sparsity``, ``macs``).
       data_description: one line on the training data (`data.describe_source`).
+      run_dir: the run, whose channel stage tells how long its recovery was
+        (`reference.extra_steps`; None: the length ``macs_target`` asks for).
 
     Returns:
       A JSON-serializable dict; `tflite.export_tflite` adds the file's ``signature``.
@@ -66,8 +68,10 @@ def model_card(config, record, data_description):
         "training_data": data_description,
         "architecture": {"arch": model.arch, "width": model.width,
                          "latent_dim": model.latent_dim},
+        # fine_tune_steps: every recovery (as long as what it removed asks) and QAT together.
         "training": {"loss": config.loss.name, "gan_steps": config.train.steps,
-                     "recovery_steps": config.recovery.steps, "qat_steps": config.quantize.steps},
+                     "recovery_steps": config.recovery.steps, "qat_steps": config.quantize.steps,
+                     "fine_tune_steps": reference.extra_steps(config, run_dir)},
         "compression": {"variant": record["name"], "model": record["model"],
                         "format": record["format"], "weight_sparsity": record.get("sparsity"),
                         "macs": record.get("macs")},
@@ -77,11 +81,11 @@ def model_card(config, record, data_description):
     }
 
 
-def card_function(config, data_description=None):
+def card_function(config, data_description=None, run_dir=None):
     """record -> `model_card` (``data_description`` None: read from the data source)."""
     if data_description is None:
         data_description = describe_source(config.data)
-    return lambda record: model_card(config, record, data_description)
+    return lambda record: model_card(config, record, data_description, run_dir)
 
 
 def with_measurements(card, record, evaluated):
@@ -243,9 +247,14 @@ def card_markdown(cards, deployed=None):
                   f"{quality.get('classes_covered')}. PSNR against its own Keras model: "
                   f"{quality.get('psnr_db_vs_keras')} dB. The GAN trained "
                   f"{training['gan_steps']} steps; a compressed generator was fine-tuned up to "
-                  f"{training['recovery_steps'] + training['qat_steps']} steps more (recovery + "
+                  f"{_fine_tune_steps(training)} steps more (recovery + "
                   "QAT), so part of a difference from the dense generator can come from those "
                   f"steps. Size before this card: {card['size']['exported_bytes']} bytes "
                   f"({card['size']['exported_gzip_bytes']} gzipped); latency at batch 1, 1 "
                   f"thread, on the machine that ran the pipeline: {_round(latency)} ms.", ""]
     return "\n".join(lines)
+
+
+def _fine_tune_steps(training):
+    """A card's fine-tuning steps (cards written before ``fine_tune_steps``: one recovery + QAT)."""
+    return training.get("fine_tune_steps", training["recovery_steps"] + training["qat_steps"])

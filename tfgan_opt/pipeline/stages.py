@@ -265,7 +265,7 @@ def export_stage(config, run_dir):
         generators = load_stage_generators(run_dir)
         records = variants.variant_records(generators, config.export.formats)
         records = variants.export_variants(records, generators, stage_dir, config.export,
-                                           card_for=ship.card_function(config))
+                                           card_for=ship.card_function(config, run_dir=run_dir))
         records = variants.verify_variants(records, generators, config.export)
         saved_model = tflite.export_saved_model(generators["dense"],
                                                 os.path.join(stage_dir, "saved_model"),
