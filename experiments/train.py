@@ -37,10 +37,11 @@ def main(argv):
     from tfgan_opt.training import distribute
 
     budget.check_fits(config.model, config.data.batch_size)
-    # Conditional when the source has labels (unless --conditional says otherwise); the class
-    # count is recorded in config.json. --conditional on unlabelled data: one line, now.
-    config = stages.resolve_classes(config, auto=_flags.conditioning_auto())
     strategy = _flags.make_strategy()  # before any other TensorFlow work (logical devices)
+    # Conditional when the source has labels (unless --conditional says otherwise); the class
+    # count is recorded in config.json. --conditional on unlabelled data: one line, now. (Reading
+    # the labels may start TensorFlow: after the strategy, which must configure it first.)
+    config = stages.resolve_classes(config, auto=_flags.conditioning_auto())
     # The data is opened before the run directory is touched, so a bad --dataset fails without
     # deleting anything, even with --overwrite. Seeding first gives its shuffle order the global
     # seed it would get inside train_gan.
