@@ -232,7 +232,7 @@ def define_compress_flags(recovery_steps=500, qat_steps=300, num_samples=10_000,
         flags.DEFINE_boolean("preserve_sparsity", True, "Keep pruned weights at zero through QAT.")
         flags.DEFINE_float("channel_macs_target", default["channel_macs_target"],
                            "Remove whole generator channels until this fraction of the MACs is "
-                           "left, in (0, 1]; 1 (or no value): no channel pruning.")
+                           "left, in (0, 1]; 1 or unset: no channel pruning.")
         _enum("channel_criterion", "taylor", CHANNEL_CRITERIA, "Channel importance.")
     with _group("export"):
         # A comma-separated list of choices: absl has no enum list, so a validator checks it.

@@ -35,8 +35,9 @@ def define_flags():
     defaults = I2IConfig()
     with _flags._group("image-to-image (--task)"):
         _flags._enum("task", UNCONDITIONAL, (UNCONDITIONAL,) + I2I_TASKS,
-                     "unconditional: the GAN pipeline. Otherwise an image-to-image task trained "
-                     "on --dataset photos and measured on --test_dataset.")
+                     "unconditional: the GAN pipeline (noise -> image; class-conditional on "
+                     "a labelled source, see --conditional). Otherwise an image-to-image task "
+                     "trained on --dataset photos and measured on --test_dataset.")
         flags.DEFINE_string("test_dataset", defaults.test_source, "Evaluation images (--task).")
         flags.DEFINE_integer("patch_size", defaults.patch_size, "Clean training patch side.")
         flags.DEFINE_integer("blocks", defaults.blocks, "Residual blocks (SR) or U-Net levels.")
