@@ -123,9 +123,10 @@ def _evaluate(functions, data, data_config, generators, feature_spaces, space, r
     if FLAGS.untrained_baseline and keras_functions:
         functions.append(("untrained " + FLAGS.generator[0], generators.KerasGeneratorFunction(
             generators.untrained_like(keras_functions[0].generator, FLAGS.seed))))
+    num_classes = generators.num_classes_of(real_labels)  # a conditional .tflite file's classes
     for name, function in functions:
         images = generators.generate(function, FLAGS.num_samples, FLAGS.seed,
-                                     num_classes=generators.num_classes_of(real_labels))
+                                     num_classes=num_classes)
         generators.check_finite_images(name, images)
         metrics = generators.evaluate_images(extractor, real_images, real_labels, images, FLAGS.seed)
         logging.info("%s: FD %.3f, classes covered %s", name, metrics["frechet_distance"],

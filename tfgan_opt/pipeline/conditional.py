@@ -27,15 +27,15 @@ def resolve_classes(config, auto=False):
         return config
     labels = data_lib.source_labels(config.data)
     source = repr(config.data.source)
-    if not model.conditional:  # auto
-        if labels is None or np.max(labels) < 1 or np.min(labels) < 0:
+    low, high = (None, None) if labels is None else (int(np.min(labels)), int(np.max(labels)))
+    if not model.conditional:  # auto: conditional only on labels 0.. of two classes or more
+        if labels is None or low < 0 or high < 1:
             return config
         model = model.replace(conditional=True)
     if labels is None:
         raise ConfigError(f"conditional=True needs class labels but {source} has none; use a "
                           "labelled source (IDX with its labels file, NPZ with y, a folder with "
                           "one subfolder per class, TFDS) or drop --conditional")
-    low, high = int(np.min(labels)), int(np.max(labels))
     if low < 0 or (model.num_classes and high >= model.num_classes):
         raise ConfigError(f"{source} has labels {low}..{high}, outside 0..{model.num_classes - 1}")
     if high < 1:

@@ -42,10 +42,8 @@ def _channels_removed(channels, run_dir):
         removed = 1.0 - record["macs"]["macs"] / record["macs_dense"]["macs"]
     elif channels.macs_target is not None:
         removed = 1.0 - channels.macs_target
-    elif isinstance(channels.ratio, float):
-        removed = 1.0 - (1.0 - channels.ratio) ** 2  # both sides of most convolutions narrow
     else:
-        removed = 0.0  # per-layer ratios: unknown until the stage has run
+        removed = 0.0  # channel ratios: the MACs they remove are known once the stage has run
     return min(max(removed, 0.0), 1.0)
 
 

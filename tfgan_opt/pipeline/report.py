@@ -190,7 +190,7 @@ def _sparsity_table(prune_record, qat_record):
 
 def _macs_table(channels_record):
     if not channels_record:
-        return ("Channel pruning was not run (it is off unless --channel_macs_target is given): "
+        return ("Channel pruning was not run (this run's configuration has no channel stage): "
                 "weight sparsity alone shrinks files but does not speed up TFLite's dense kernels.")
     narrow = {row["layer"]: row for row in channels_record["macs"]["layers"]}
     lines = ["| layer | type | MACs dense | MACs channel-pruned | params dense | params channel-pruned |",

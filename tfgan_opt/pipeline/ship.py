@@ -41,15 +41,15 @@ def _package_version():
         return "unknown"
 
 
-def model_card(config, record, data_description, run_dir=None):
+def model_card(config, record, data_description, fine_tune_steps=None):
     """The card the export stage embeds in one variant's file (no quality numbers yet).
 
     Args:
       config: the `PipelineConfig`.
       record: the variant record (``name``, ``model``, ``format``, ``sparsity``, ``macs``).
       data_description: one line on the training data (`data.describe_source`).
-      run_dir: the run, whose channel stage tells how long its recovery was
-        (`reference.extra_steps`; None: the length ``macs_target`` asks for).
+      fine_tune_steps: every recovery and QAT together (`reference.extra_steps` of the run;
+        None: as the configuration asks, before any stage has run).
 
     Returns:
       A JSON-serializable dict; `tflite.export_tflite` adds the file's ``signature``.
@@ -71,7 +71,8 @@ def model_card(config, record, data_description, run_dir=None):
         # fine_tune_steps: every recovery (as long as what it removed asks) and QAT together.
         "training": {"loss": config.loss.name, "gan_steps": config.train.steps,
                      "recovery_steps": config.recovery.steps, "qat_steps": config.quantize.steps,
-                     "fine_tune_steps": reference.extra_steps(config, run_dir)},
+                     "fine_tune_steps": (reference.extra_steps(config)
+                                         if fine_tune_steps is None else fine_tune_steps)},
         "compression": {"variant": record["name"], "model": record["model"],
                         "format": record["format"], "weight_sparsity": record.get("sparsity"),
                         "macs": record.get("macs")},
@@ -82,10 +83,12 @@ def model_card(config, record, data_description, run_dir=None):
 
 
 def card_function(config, data_description=None, run_dir=None):
-    """record -> `model_card` (``data_description`` None: read from the data source)."""
+    """record -> `model_card` (``data_description`` None: read from the data source;
+    ``run_dir``: the run whose channel stage record tells how long its recovery was)."""
     if data_description is None:
         data_description = describe_source(config.data)
-    return lambda record: model_card(config, record, data_description, run_dir)
+    steps = reference.extra_steps(config, run_dir)  # reads the channel stage's record once
+    return lambda record: model_card(config, record, data_description, steps)
 
 
 def with_measurements(card, record, evaluated):
