@@ -14,7 +14,7 @@ from absl import flags
 from tfgan_opt import (ChannelPruneConfig, ConfigError, DataConfig, EvaluationConfig, ExportConfig,
                        LossConfig, ModelConfig, PipelineConfig, PruneConfig, QuantizeConfig,
                        RecoveryConfig, TrainConfig)
-from tfgan_opt.core.names import FIT_MODES
+from tfgan_opt.core.names import CLASS_VECTORS, FIT_MODES
 from tfgan_opt.core.config import (ARCHITECTURES, AUGMENT_POLICIES, CHANNEL_CRITERIA,
                                    EXPORT_FORMATS, FEATURE_SPACES, LOSS_NAMES, LR_SCHEDULES,
                                    PRUNE_MODES, PRUNING_SCHEDULES, SPARSITY_ALLOCATIONS,
@@ -82,6 +82,9 @@ def define_model_flags(width=64, discriminator_width=None):
         flags.DEFINE_integer("num_classes", 0, "--conditional: classes (0: from the labels).")
         flags.DEFINE_float("acgan_weight", 0.0, "--conditional: weight of an AC-GAN auxiliary "
                            "classifier loss (0: projection only).")
+        _enum("class_vectors", "learned", CLASS_VECTORS, "Conditional generators: the per-class "
+              "scales of z train with the GAN (learned) or stay at their random start (fixed: "
+              "more variants of each class, but harder to compress).")
 
 
 def define_train_flags(steps=2000, log_every=100):
@@ -152,7 +155,7 @@ def model_config():
                        discriminator_width=FLAGS.discriminator_width,
                        spectral_norm=FLAGS.spectral_norm, upsample=FLAGS.upsample,
                        conditional=bool(FLAGS.conditional), num_classes=FLAGS.num_classes,
-                       acgan_weight=FLAGS.acgan_weight)
+                       acgan_weight=FLAGS.acgan_weight, class_vectors=FLAGS.class_vectors)
 
 
 def conditioning_auto():

@@ -51,10 +51,12 @@ def tiny_model_config(arch="dcgan", image_size=8, width=4, latent_dim=8, channel
                        width=width, discriminator_width=width, upsample=upsample)
 
 
-def tiny_conditional_config(arch="dcgan", num_classes=3, acgan_weight=0.0, **overrides):
+def tiny_conditional_config(arch="dcgan", num_classes=3, acgan_weight=0.0, class_vectors="learned",
+                            **overrides):
     """A conditional `tiny_model_config` (`tiny_dataset`'s labels are 0..2)."""
     return tiny_model_config(arch, **overrides).replace(
-        conditional=True, num_classes=num_classes, acgan_weight=acgan_weight)
+        conditional=True, num_classes=num_classes, acgan_weight=acgan_weight,
+        class_vectors=class_vectors)
 
 
 def tiny_gan(arch="dcgan", seed=0, **config_overrides):

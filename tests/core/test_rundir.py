@@ -222,6 +222,7 @@ def test_run_recorded_before_lazy_r1_resumes_only_with_r1_on_every_step(tmp_path
     ({"train": {"update": "simultaneous"}}, "train.update"),
     ({"loss": {"r1_weight": 1.0}}, "loss.r1_weight"),
     ({"model": {"upsample": "nearest"}}, "model.upsample"),
+    ({"model": {"class_vectors": "fixed"}}, "model.class_vectors"),
 ])
 def test_new_field_switched_on_for_an_old_run_is_another_configuration(tmp_path, changes, key):
     # Not a silent resume: the run was trained without it.

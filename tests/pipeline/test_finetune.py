@@ -85,9 +85,11 @@ def test_qat_training_keeps_pruned_conv_weights_at_zero(upsample):
             assert not np.allclose(kernel, folded.network.get_layer(name).kernel.numpy())
 
 
-def test_conditional_qat_training_trains_the_fake_quantized_class_table():
+@pytest.mark.parametrize("class_vectors", ["fixed", "learned"])
+def test_conditional_qat_training_trains_the_fake_quantized_class_table(class_vectors):
+    # Fixed class vectors are fixed in GAN training only: a student re-encodes the class.
     from tfgan_opt.models import build_discriminator, build_generator
-    config = testing.tiny_conditional_config()
+    config = testing.tiny_conditional_config(class_vectors=class_vectors)
     teacher = fold_batch_norm(build_generator(config, seed=0))
     qat = finetune.quantize_aware_finetune(
         build_generator(config, seed=1), build_discriminator(config, seed=0),

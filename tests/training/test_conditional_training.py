@@ -2,6 +2,7 @@
 distillation teacher sees the same (z, label) pairs as the student."""
 
 import numpy as np
+import pytest
 
 from tfgan_opt import LossConfig, TrainConfig, models
 from tfgan_opt.compress.fold import fold_batch_norm
@@ -43,6 +44,30 @@ def test_conditional_acgan_trains_with_ema_and_resumes(tmp_path):
     assert resumed.train(tiny_dataset(), run_dir=str(tmp_path))[0]["step"] == 3
     images = resumed.final_generator().generate(6)
     assert images.shape == (6, 8, 8, 1) and np.all(np.isfinite(images))
+
+
+@pytest.mark.parametrize("class_vectors", ["fixed", "learned"])
+def test_fixed_class_vectors_stay_at_their_start_through_training_and_saving(tmp_path,
+                                                                             class_vectors):
+    config = tiny_conditional_config(class_vectors=class_vectors)
+    generator = models.build_generator(config, seed=0)
+    start = generator.network.get_layer("class_embedding").get_weights()[0]
+    trainer = GANTrainer(generator, models.build_discriminator(config, seed=0), LossConfig(),
+                         TrainConfig(steps=3, generator_lr=1e-2, ema_decay=0.5, log_every=1))
+    trainer.train(tiny_dataset())
+    path = str(tmp_path / "generator.keras")
+    models.save_network(trainer.final_generator(), path)
+    for network in (generator.network, models.load_generator(path).network):
+        table = network.get_layer("class_embedding").get_weights()[0]
+        if class_vectors == "fixed":
+            np.testing.assert_allclose(table, start, rtol=1e-6)  # the EMA's arithmetic: 1 ulp
+            assert not network.get_layer("class_embedding").trainable
+        else:
+            assert np.abs(table - start).max() > 1e-4
+    # Either way the other weights trained.
+    assert np.abs(generator.network.get_layer("project").get_weights()[0]
+                  - models.build_generator(config, seed=0).network.get_layer(
+                      "project").get_weights()[0]).max() > 1e-4
 
 
 def test_recovery_teacher_gets_the_students_labels():

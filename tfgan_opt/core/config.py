@@ -13,9 +13,9 @@ from tfgan_opt.core.config_base import _check, _check_choice, _Config
 # The names every registry is keyed by (cross-checked in tests/test_registries.py); the flags'
 # choices read them too. STRATEGIES is re-exported for the scripts.
 from tfgan_opt.core.names import (ARCHITECTURES, AUGMENT_POLICIES, CHANNEL_CRITERIA,  # noqa: F401
-                                  EXPORT_FORMATS, FEATURE_SPACES, LOSS_NAMES, PRUNE_MODES,
-                                  PRUNING_SCHEDULES, STRATEGIES, UPDATE_MODES, UPSAMPLING_MODES,
-                                  LR_SCHEDULES, SPARSITY_ALLOCATIONS, FIT_MODES)
+                                  CLASS_VECTORS, EXPORT_FORMATS, FEATURE_SPACES, LOSS_NAMES,
+                                  PRUNE_MODES, PRUNING_SCHEDULES, STRATEGIES, UPDATE_MODES,
+                                  UPSAMPLING_MODES, LR_SCHEDULES, SPARSITY_ALLOCATIONS, FIT_MODES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +82,10 @@ class ModelConfig(_Config):
       num_classes: classes of a conditional model; 0 reads it from the source's labels.
       acgan_weight: with ``conditional``, weight of an AC-GAN auxiliary classifier's cross-entropy
         (Odena et al. 2017) added to both networks' losses; 0: projection only.
+      class_vectors: with ``conditional``, how the per-class scales of z are set in GAN training:
+        ``learned`` (trained with the generator) or ``fixed`` (random N(0, 1), never trained by
+        the GAN: more variants of each class, but a harder network to compress). Recovery
+        fine-tunes train them either way. See `tfgan_opt.models.conditional`.
     """
 
     arch: str = "dcgan"
@@ -95,6 +99,7 @@ class ModelConfig(_Config):
     conditional: bool = False
     num_classes: int = 0
     acgan_weight: float = 0.0
+    class_vectors: str = "learned"
 
     def __post_init__(self):
         _check_choice("arch", self.arch, ARCHITECTURES)
@@ -103,6 +108,7 @@ class ModelConfig(_Config):
         _check(self.conditional or not (self.num_classes or self.acgan_weight),
                "num_classes and acgan_weight need conditional=True")
         _check_choice("upsample", self.upsample, UPSAMPLING_MODES)
+        _check_choice("class_vectors", self.class_vectors, CLASS_VECTORS)
         _check(self.channels in (1, 3), f"channels={self.channels} must be 1 or 3")
         _check(self.latent_dim >= 1, f"latent_dim={self.latent_dim} must be positive")
         _check(self.width >= 4, f"width={self.width} must be at least 4")

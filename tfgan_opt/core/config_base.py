@@ -10,7 +10,8 @@ from tfgan_opt.core.errors import ConfigError
 # the behaviour those runs were trained with, whatever today's default is (issue 18 added these).
 ABSENT_FIELDS = {
     "ModelConfig": {"upsample": "transpose", "conditional": False, "num_classes": 0,
-                    "acgan_weight": 0.0},  # issue 15: unconditional
+                    "acgan_weight": 0.0,  # issue 15: unconditional
+                    "class_vectors": "learned"},
     "LossConfig": {"r1_weight": 0.0, "r1_every": 1, "mode_seeking_weight": 0.0},
     "TrainConfig": {"augment": (), "update": "alternating"},
     "PruneConfig": {"allocation": "uniform"},

@@ -11,6 +11,8 @@ CHANNEL_CRITERIA = ("l1", "bn_scale", "activation", "taylor")
 FEATURE_SPACES = ("auto", "classifier", "label_free", "inception")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 UPSAMPLING_MODES = ("transpose", "nearest", "bilinear")
+# How a conditional generator's class vectors (the per-class scales of z) are set (issue 18).
+CLASS_VECTORS = ("fixed", "learned")
 AUGMENT_POLICIES = ("color", "translation", "cutout")
 UPDATE_MODES = ("alternating", "simultaneous")
 LR_SCHEDULES = ("constant", "cosine")

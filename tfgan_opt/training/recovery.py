@@ -22,6 +22,7 @@ from absl import logging
 from tfgan_opt.core.compat import keras
 from tfgan_opt.core.config import TrainConfig
 from tfgan_opt.compress.prune import final_pruned_generator, pruned_layers, pruning_callbacks
+from tfgan_opt.models import conditional
 from tfgan_opt.training.feature_distill import FeatureDistiller
 from tfgan_opt.training.schedule import LearningRateDecay
 from tfgan_opt.training.trainer import GANTrainer
@@ -68,6 +69,7 @@ class RecoveryTrainer(GANTrainer):
         if (student.latent_dim, student.image_shape) != (teacher.latent_dim, teacher.image_shape):
             raise ValueError(f"student maps {student.latent_dim} -> {student.image_shape} but "
                              f"teacher maps {teacher.latent_dim} -> {teacher.image_shape}")
+        conditional.train_class_vectors(student.network)  # before the optimizer sees them
         # The student copies the teacher's images, diversity included: no mode-seeking term.
         super().__init__(student, discriminator, loss_config.replace(mode_seeking_weight=0.0),
                          recovery_train_config(recovery_config, train_config), strategy=strategy,
