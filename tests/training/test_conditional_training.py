@@ -86,6 +86,20 @@ def test_recovery_teacher_gets_the_students_labels():
     assert np.abs(other - student((z, np.zeros(6, np.int32))).numpy()).mean() > 0
 
 
+def test_recovery_trains_a_students_fixed_class_vectors():
+    # Fixed in GAN training only: a compressed student may re-encode the class.
+    config = tiny_conditional_config(class_vectors="fixed")
+    teacher = fold_batch_norm(models.build_generator(config, seed=0))
+    student = fold_batch_norm(models.build_generator(config, seed=1))
+    start = student.network.get_layer("class_embedding").get_weights()[0]
+    assert not student.network.get_layer("class_embedding").trainable
+    RecoveryTrainer(student, teacher, models.build_discriminator(config, seed=0),
+                    RecoveryConfig(steps=2, learning_rate=1e-2), LossConfig(),
+                    TrainConfig(steps=2, log_every=1)).train(tiny_dataset())
+    table = student.network.get_layer("class_embedding").get_weights()[0]
+    assert np.abs(table - start).max() > 1e-4
+
+
 def test_mode_seeking_pairs_share_their_class_and_enter_the_generator_loss():
     batch = next(iter(noise.add_step_noise(tiny_dataset(), 0, seed=0, latent_dim=4, n_critic=1,
                                            num_classes=3, paired_labels=True)))
