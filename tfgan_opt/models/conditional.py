@@ -21,7 +21,7 @@ rose to 0.80. The price may be paid in compression, as the network, not the tabl
 the class: on ``digits`` the channel-pruned student (15% of the MACs) of a fixed-vector generator
 had twice its teacher's FD (1.13 vs 0.57), a learned-vector one about the same (0.71 vs 0.68)
 (BUILD_NOTES.md, issue 18, fifth session). Recovery fine-tunes train the vectors either way
-(`train_class_vectors`). Tried on MNIST and measured worse: z concatenated with a class embedding
+(`RecoveryTrainer` unfreezes its student). Tried on MNIST and measured worse: z concatenated with a class embedding
 (recall 0.21, every class nearly one image), per-channel class shifts after each batch norm, and
 a transition from unconditional to conditional training (Shahbazi et al. 2022).
 
@@ -106,20 +106,6 @@ def num_classes(network):
         if layer is not None:
             return int(layer.input_dim)
     return 0
-
-
-def train_class_vectors(network):
-    """Lets a conditional generator network's class vectors train (in place; no-op without them).
-
-    Recovery fine-tunes call it on their student, so that fixed vectors (``class_vectors``) are
-    fixed in GAN training only: a student with fewer channels may re-encode the class, and
-    distilling the teacher's image for every (z, label) keeps its variety. Without it the stages
-    differed by accident: channel pruning's rebuilt student and tfmot's QAT wrapper (which lists
-    every weight it quantizes as trainable) trained them, a weight-pruned student did not.
-    """
-    layer = _find_layer(network, CLASS_EMBEDDING)
-    if layer is not None:
-        layer.trainable = True
 
 
 def _find_layer(network, name):

@@ -100,9 +100,6 @@ def channel_prune_gan(generator, discriminator, dataset, channel_config, *, loss
     # Folded so the student trains as it runs (see recovery.RecoveryTrainer); scored unfolded so
     # that 'bn_scale' sees the BN layers.
     student = fold_batch_norm(narrow_with_config(generator, channel_config, discriminator))
-    # A saved EMA generator (GANTrainer.final_generator) has every layer frozen, which would
-    # leave the student with no trainable variable and recovery silently doing nothing.
-    student.network.trainable = True
     removed = 1.0 - count_macs(student)["macs"] / count_macs(generator)["macs"]
     recovery_config = recovery_config.replace(
         steps=damage_steps(recovery_config, min(max(removed, 0.0), 1.0)))

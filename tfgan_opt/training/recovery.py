@@ -22,7 +22,6 @@ from absl import logging
 from tfgan_opt.core.compat import keras
 from tfgan_opt.core.config import TrainConfig
 from tfgan_opt.compress.prune import final_pruned_generator, pruned_layers, pruning_callbacks
-from tfgan_opt.models import conditional
 from tfgan_opt.training.feature_distill import FeatureDistiller
 from tfgan_opt.training.schedule import LearningRateDecay
 from tfgan_opt.training.trainer import GANTrainer
@@ -69,7 +68,11 @@ class RecoveryTrainer(GANTrainer):
         if (student.latent_dim, student.image_shape) != (teacher.latent_dim, teacher.image_shape):
             raise ValueError(f"student maps {student.latent_dim} -> {student.image_shape} but "
                              f"teacher maps {teacher.latent_dim} -> {teacher.image_shape}")
-        conditional.train_class_vectors(student.network)  # before the optimizer sees them
+        # Every layer of the student trains, set before the optimizer sees its variables: a
+        # saved EMA generator of older runs has every layer frozen, and fixed class vectors
+        # (ModelConfig.class_vectors) are fixed in GAN training only, so that a student with
+        # fewer channels may re-encode the class.
+        student.network.trainable = True
         # The student copies the teacher's images, diversity included: no mode-seeking term.
         super().__init__(student, discriminator, loss_config.replace(mode_seeking_weight=0.0),
                          recovery_train_config(recovery_config, train_config), strategy=strategy,
